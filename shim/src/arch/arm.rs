@@ -1,0 +1,33 @@
+use core::arch::{asm, global_asm};
+
+// The EABI wants an 8-byte aligned stack at calls.
+global_asm!(
+    ".globl _start",
+    "_start:",
+    "mov fp, #0",
+    "mov lr, #0",
+    "bic sp, sp, #7",
+    "bl {entry}",
+    "udf #0",
+    entry = sym crate::entry,
+);
+
+/// # Safety
+/// The caller upholds the syscall's own contract.
+pub unsafe fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
+    let ret;
+    // r7 carries the syscall number, but LLVM may reserve it as the frame
+    // pointer, so it cannot be an operand: swap it in and out by hand.
+    asm!(
+        "mov {tmp}, r7",
+        "mov r7, {nr}",
+        "svc 0",
+        "mov r7, {tmp}",
+        nr = in(reg) nr,
+        tmp = out(reg) _,
+        inlateout("r0") a0 as isize => ret,
+        in("r1") a1, in("r2") a2,
+        options(nostack),
+    );
+    ret
+}
