@@ -22,6 +22,22 @@ use shim::report::{self, Report, PLAN_FD, REPORT_FD};
 /// and decides the status it exits with.
 const FAILED: i32 = 125;
 
+/// The shim never allocates (its memory is `ops::alloc`'s mappings), but a
+/// workspace build unifies the plan library's runner-side `encode` feature,
+/// which links `alloc`, into this binary too. Every allocation fails.
+struct NoAlloc;
+
+// SAFETY: returning null is always a valid answer from `alloc`.
+unsafe impl core::alloc::GlobalAlloc for NoAlloc {
+    unsafe fn alloc(&self, _: core::alloc::Layout) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+    unsafe fn dealloc(&self, _: *mut u8, _: core::alloc::Layout) {}
+}
+
+#[global_allocator]
+static ALLOCATOR: NoAlloc = NoAlloc;
+
 #[panic_handler]
 fn panic(_: &PanicInfo<'_>) -> ! {
     arch::exit_group(FAILED)

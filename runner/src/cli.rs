@@ -1,0 +1,118 @@
+//! The command line, as the user types it. Nothing here is validated beyond
+//! its syntax: `spec.rs` turns it into a container specification.
+
+use argh::FromArgs;
+
+/// Run a command in a new container: its own mount, UTS, IPC, PID, network
+/// and cgroup namespaces, inside ROOTFS, with optional cgroup limits.
+///
+/// Example: runner --rootfs ./busybox --memory 64M -- /bin/sh
+#[derive(FromArgs, Debug, Default)]
+pub struct Args {
+    /// directory holding the container's root file system
+    #[argh(option)]
+    pub rootfs: Option<String>,
+
+    /// hostname inside the container (default: husk)
+    #[argh(option)]
+    pub hostname: Option<String>,
+
+    /// set an environment variable: KEY=VALUE, or KEY to pass the runner's own value (repeatable)
+    #[argh(option, short = 'e')]
+    pub env: Vec<String>,
+
+    /// working directory inside the container, absolute (default: /)
+    #[argh(option, short = 'w')]
+    pub workdir: Option<String>,
+
+    /// memory limit, in bytes or with a k, m or g suffix
+    #[argh(option)]
+    pub memory: Option<String>,
+
+    /// memory plus swap limit (needs --memory; -1: unlimited swap; default: no swap)
+    #[argh(option)]
+    pub memory_swap: Option<String>,
+
+    /// CPU quota, in CPUs (e.g. 0.5)
+    #[argh(option)]
+    pub cpus: Option<String>,
+
+    /// relative CPU weight, 2 to 262144 (cgroup v1 shares; converted to a v2 weight)
+    #[argh(option)]
+    pub cpu_shares: Option<String>,
+
+    /// CPUs the container may run on, e.g. 0-2,4
+    #[argh(option)]
+    pub cpuset: Option<String>,
+
+    /// maximum number of processes
+    #[argh(option)]
+    pub pids: Option<String>,
+
+    /// network: none (a new namespace with only lo, up; the default) or host
+    #[argh(option)]
+    pub net: Option<String>,
+
+    /// cgroup under which the container's is made, as a path from the hierarchy's root (default: the runner's own)
+    #[argh(option)]
+    pub cgroup_parent: Option<String>,
+
+    /// the shim to run inside the container (default: husk-shim beside this program)
+    #[argh(option)]
+    pub shim: Option<String>,
+
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+
+    /// the command to run, after --
+    #[argh(positional, greedy)]
+    pub command: Vec<String>,
+}
+
+pub enum Parsed {
+    Run(Box<Args>),
+    /// --help or --version: print this and exit 0.
+    Exit(String),
+    /// A syntax error: print this one line and exit 125.
+    Error(String),
+}
+
+pub fn parse(argv: &[String]) -> Parsed {
+    let name = argv.first().map(String::as_str).unwrap_or("runner");
+    let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    match Args::from_args(&[name], &rest) {
+        Ok(args) if args.version => Parsed::Exit(format!("runner {} (husk)", env!("CARGO_PKG_VERSION"))),
+        Ok(args) => Parsed::Run(Box::new(args)),
+        Err(early) if early.status.is_ok() => Parsed::Exit(early.output.trim_end().to_string()),
+        Err(early) => {
+            let first = early.output.lines().next().unwrap_or("bad arguments").trim_end().to_string();
+            Parsed::Error(format!("{first} (see --help)"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_command_after_double_dash_keeps_its_flags() {
+        let Parsed::Run(a) = parse(&args("runner --rootfs r -e A=1 -e B -- /bin/sh -c true --memory")) else {
+            panic!()
+        };
+        assert_eq!(a.rootfs.as_deref(), Some("r"));
+        assert_eq!(a.env, ["A=1", "B"]);
+        assert_eq!(a.command, ["/bin/sh", "-c", "true", "--memory"]);
+    }
+
+    #[test]
+    fn unknown_flags_are_one_line() {
+        let Parsed::Error(e) = parse(&args("runner --frobnicate -- sh")) else { panic!() };
+        assert!(e.contains("--frobnicate") && !e.contains('\n'), "{e}");
+    }
+}

@@ -1,0 +1,134 @@
+//! Starting the container: clone the shim into new namespaces, hand it the
+//! plan, and learn whether it reached exec.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use shim::report::{Report, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM};
+
+use crate::error::{Error, Result};
+use crate::signals::Mask;
+
+/// The container's PID 1 as the host sees it, and our ends of its pipes.
+pub struct Container {
+    pub pid: i32,
+    plan: Option<std::fs::File>,
+    report: std::fs::File,
+}
+
+/// Every namespace but the cgroup one, which the shim enters itself once it
+/// sits in the container's cgroup (see plan.rs).
+fn clone_flags(new_net: bool) -> libc::c_int {
+    let net = if new_net { libc::CLONE_NEWNET } else { 0 };
+    libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID | net | libc::SIGCHLD
+}
+
+pub fn clone_shim(shim: &Path, new_net: bool, mask: &Mask) -> Result<Container> {
+    let (plan_r, plan_w) = pipe()?;
+    let (report_r, report_w) = pipe()?;
+
+    let path = CString::new(shim.as_os_str().as_bytes()).map_err(|_| Error::new("shim path holds a NUL byte"))?;
+    let argv = [c"husk-shim".as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null()];
+
+    // SAFETY: a raw clone without CLONE_VM is a fork: the child runs on a
+    // copy of this (single-threaded) process and only makes raw syscalls
+    // before execve, all with data prepared above.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, clone_flags(new_net) as libc::c_long, 0, 0, 0, 0) };
+    if pid < 0 {
+        return Err(Error::os("clone the shim into new namespaces", &std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: see above; `child` never returns.
+        unsafe { child(plan_r.as_raw_fd(), report_w.as_raw_fd(), &path, &argv, &envp, &mask.empty) }
+    }
+    drop((plan_r, report_w));
+    Ok(Container { pid: pid as i32, plan: Some(plan_w.into()), report: report_r.into() })
+}
+
+/// A close-on-exec pipe whose fds are above 4: the child moves its ends to
+/// fds 3 and 4, and dup2 onto its own number would keep close-on-exec set.
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let err = || Error::os("create pipe", &std::io::Error::last_os_error());
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(err());
+    }
+    // SAFETY: both fds were just created and are owned by nothing else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let high = |fd: OwnedFd| {
+        // SAFETY: F_DUPFD_CLOEXEC returns a new fd we then own.
+        let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, REPORT_FD + 1) };
+        if new < 0 {
+            return Err(err());
+        }
+        // SAFETY: as above.
+        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    };
+    Ok((high(r)?, high(w)?))
+}
+
+/// In the new namespaces, before the shim: restore what the runner changed
+/// for itself, put the pipes where the shim expects them, exec.
+unsafe fn child(
+    plan: i32,
+    report: i32,
+    path: &CString,
+    argv: &[*const libc::c_char; 2],
+    envp: &[*const libc::c_char; 1],
+    empty: &libc::sigset_t,
+) -> ! {
+    libc::sigprocmask(libc::SIG_SETMASK, empty, std::ptr::null_mut());
+    // Rust's runtime ignores SIGPIPE, and ignored signals survive execve.
+    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    // If the runner dies, so does the container: no orphan outlives its
+    // supervisor and its cgroup.
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    if libc::dup2(plan, PLAN_FD) == PLAN_FD && libc::dup2(report, REPORT_FD) == REPORT_FD {
+        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    let errno = *libc::__errno_location() as u32;
+    let record = Report { step: STEP_EXEC_SHIM, errno }.to_bytes();
+    libc::write(report, record.as_ptr().cast(), record.len());
+    libc::_exit(crate::error::RUNTIME)
+}
+
+impl Container {
+    /// Sends the plan; the shim's read of it is its go. A shim that died
+    /// meanwhile shows up in the report and in its exit status, so write
+    /// errors (EPIPE) are left to those.
+    pub fn send_plan(&mut self, plan: &[u8]) {
+        if let Some(mut w) = self.plan.take() {
+            let _ = w.write_all(plan);
+        }
+    }
+
+    /// None: the shim exec'd the user's program (or died; its status says).
+    pub fn read_report(&mut self) -> Option<Report> {
+        let mut buf = [0u8; RECORD_LEN];
+        let mut got = 0;
+        while got < RECORD_LEN {
+            match self.report.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        (got == RECORD_LEN).then(|| Report::from_bytes(buf))
+    }
+
+    /// For failures during setup: make sure the child is gone and reaped.
+    pub fn kill_and_reap(&mut self) {
+        self.plan.take();
+        // SAFETY: plain syscalls on our own child.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
