@@ -5,10 +5,29 @@ fn main() {
     let gnu_driver = std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
     let args: &[&str] = if gnu_driver {
         // The host target links through cc.
-        &["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--gc-sections", "-Wl,--build-id=none", "-Wl,-z,norelro", "-Wl,-z,noexecstack"]
+        &[
+            "-nostartfiles",
+            "-nostdlib",
+            "-static",
+            "-no-pie",
+            "-Wl,--gc-sections",
+            "-Wl,--build-id=none",
+            "-Wl,-z,norelro",
+            "-Wl,-z,noexecstack",
+        ]
     } else {
         // The musl targets link with rust-lld directly (see .cargo/config.toml).
-        &["-nostdlib", "-static", "--no-pie", "--gc-sections", "--build-id=none", "-z", "norelro", "-z", "noexecstack"]
+        &[
+            "-nostdlib",
+            "-static",
+            "--no-pie",
+            "--gc-sections",
+            "--build-id=none",
+            "-z",
+            "norelro",
+            "-z",
+            "noexecstack",
+        ]
     };
     for arg in args {
         println!("cargo:rustc-link-arg-bins={arg}");

@@ -82,11 +82,19 @@ pub fn parse(argv: &[String]) -> Parsed {
     let name = argv.first().map(String::as_str).unwrap_or("runner");
     let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
     match Args::from_args(&[name], &rest) {
-        Ok(args) if args.version => Parsed::Exit(format!("runner {} (husk)", env!("CARGO_PKG_VERSION"))),
+        Ok(args) if args.version => {
+            Parsed::Exit(format!("runner {} (husk)", env!("CARGO_PKG_VERSION")))
+        }
         Ok(args) => Parsed::Run(Box::new(args)),
         Err(early) if early.status.is_ok() => Parsed::Exit(early.output.trim_end().to_string()),
         Err(early) => {
-            let first = early.output.lines().next().unwrap_or("bad arguments").trim_end().to_string();
+            let first = early
+                .output
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_end()
+                .to_string();
             Parsed::Error(format!("{first} (see --help)"))
         }
     }
@@ -102,7 +110,9 @@ mod tests {
 
     #[test]
     fn the_command_after_double_dash_keeps_its_flags() {
-        let Parsed::Run(a) = parse(&args("runner --rootfs r -e A=1 -e B -- /bin/sh -c true --memory")) else {
+        let Parsed::Run(a) = parse(&args(
+            "runner --rootfs r -e A=1 -e B -- /bin/sh -c true --memory",
+        )) else {
             panic!()
         };
         assert_eq!(a.rootfs.as_deref(), Some("r"));
@@ -112,7 +122,9 @@ mod tests {
 
     #[test]
     fn unknown_flags_are_one_line() {
-        let Parsed::Error(e) = parse(&args("runner --frobnicate -- sh")) else { panic!() };
+        let Parsed::Error(e) = parse(&args("runner --frobnicate -- sh")) else {
+            panic!()
+        };
         assert!(e.contains("--frobnicate") && !e.contains('\n'), "{e}");
     }
 }

@@ -18,7 +18,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Error {
-        Error { message: message.into(), status: RUNTIME }
+        Error {
+            message: message.into(),
+            status: RUNTIME,
+        }
     }
 
     /// `what` failed with the OS error `err`: "what: EPERM (Operation not permitted)".
@@ -41,7 +44,9 @@ impl fmt::Display for Error {
 /// "EPERM (Operation not permitted)", or the plain text for errors that
 /// did not come from the kernel.
 pub fn describe(err: &io::Error) -> String {
-    let Some(code) = err.raw_os_error() else { return err.to_string() };
+    let Some(code) = err.raw_os_error() else {
+        return err.to_string();
+    };
     let text = err.to_string();
     let text = text.split(" (os error").next().unwrap_or(&text);
     match name(code) {
@@ -103,9 +108,16 @@ mod tests {
 
     #[test]
     fn names_the_errno_and_its_text() {
-        assert_eq!(describe_errno(libc::EPERM), "EPERM (Operation not permitted)");
         assert_eq!(
-            Error::os("mount proc on /proc", &io::Error::from_raw_os_error(libc::ENOENT)).message,
+            describe_errno(libc::EPERM),
+            "EPERM (Operation not permitted)"
+        );
+        assert_eq!(
+            Error::os(
+                "mount proc on /proc",
+                &io::Error::from_raw_os_error(libc::ENOENT)
+            )
+            .message,
             "mount proc on /proc: ENOENT (No such file or directory)"
         );
     }

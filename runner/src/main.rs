@@ -27,7 +27,10 @@ fn main() {
 
 fn run() -> Result<i32> {
     let argv = std::env::args_os()
-        .map(|a| a.into_string().map_err(|a| Error::new(format!("argument {a:?} is not UTF-8"))))
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| Error::new(format!("argument {a:?} is not UTF-8")))
+        })
         .collect::<Result<Vec<_>>>()?;
     let args = match cli::parse(&argv) {
         cli::Parsed::Run(args) => args,
@@ -45,7 +48,8 @@ fn run() -> Result<i32> {
     let cgroup = if spec.limits.controllers().is_empty() {
         None
     } else {
-        let layout = Layout::detect().map_err(|e| Error::os("read /proc/self/mountinfo and /proc/self/cgroup", &e))?;
+        let layout = Layout::detect()
+            .map_err(|e| Error::os("read /proc/self/mountinfo and /proc/self/cgroup", &e))?;
         let name = format!("husk-{}", std::process::id());
         Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?
     };
@@ -68,7 +72,11 @@ fn run() -> Result<i32> {
     let exit = signals::supervise(container.pid, &mask);
     if let Some(cg) = &cgroup {
         if exit == signals::Exit::Signal(libc::SIGKILL) && cg.oom_kills() > 0 {
-            let limit = spec.limits.memory.map(|m| format!(" ({} MiB)", m >> 20)).unwrap_or_default();
+            let limit = spec
+                .limits
+                .memory
+                .map(|m| format!(" ({} MiB)", m >> 20))
+                .unwrap_or_default();
             eprintln!("runner: the container hit its memory limit{limit}: the kernel's OOM killer ended it");
         }
     }
@@ -80,22 +88,34 @@ fn run() -> Result<i32> {
 fn setup_error(spec: &spec::Spec, plan: &plan::Plan, report: Report) -> Error {
     let errno = report.errno as i32;
     match report.step {
-        STEP_EXEC_SHIM => Error::new(format!("exec shim {}: {}", spec.shim.display(), describe_errno(errno))),
+        STEP_EXEC_SHIM => Error::new(format!(
+            "exec shim {}: {}",
+            spec.shim.display(),
+            describe_errno(errno)
+        )),
         STEP_READ_PLAN => Error::new(format!("shim: read plan: {}", describe_errno(errno))),
-        STEP_DECODE_PLAN => Error::new("shim: refused a malformed plan (runner and shim from different builds?)"),
+        STEP_DECODE_PLAN => {
+            Error::new("shim: refused a malformed plan (runner and shim from different builds?)")
+        }
         step if step as usize == plan.exec_step => {
             let cmd = spec.argv[0].to_string_lossy();
             match errno {
                 libc::ENOENT if !cmd.contains('/') => {
-                    Error::new(format!("exec {cmd}: not found in the container's PATH")).with_status(NOT_FOUND)
+                    Error::new(format!("exec {cmd}: not found in the container's PATH"))
+                        .with_status(NOT_FOUND)
                 }
-                libc::ENOENT => Error::new(format!("exec {cmd}: {}", describe_errno(errno))).with_status(NOT_FOUND),
-                _ => Error::new(format!("exec {cmd}: {}", describe_errno(errno))).with_status(NOT_EXECUTABLE),
+                libc::ENOENT => Error::new(format!("exec {cmd}: {}", describe_errno(errno)))
+                    .with_status(NOT_FOUND),
+                _ => Error::new(format!("exec {cmd}: {}", describe_errno(errno)))
+                    .with_status(NOT_EXECUTABLE),
             }
         }
         step => match plan.steps.get(step as usize) {
             Some(what) => Error::new(format!("{what}: {}", describe_errno(errno))),
-            None => Error::new(format!("shim: unknown step {step}: {}", describe_errno(errno))),
+            None => Error::new(format!(
+                "shim: unknown step {step}: {}",
+                describe_errno(errno)
+            )),
         },
     }
 }

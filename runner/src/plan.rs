@@ -46,21 +46,51 @@ pub fn build(spec: &Spec) -> Plan {
     // Nothing we mount may propagate back to the host, and pivot_root fails
     // with EINVAL while / is shared (every systemd host). Slave, as runc
     // does, still lets the host's unmounts reach us.
-    p.push(Op::Mount { source: c"", target: c"/", fstype: c"", flags: ms::REC | ms::SLAVE, data: c"" });
+    p.push(Op::Mount {
+        source: c"",
+        target: c"/",
+        fstype: c"",
+        flags: ms::REC | ms::SLAVE,
+        data: c"",
+    });
     // pivot_root needs the new root to be a mount point.
     let rootfs = at("");
-    p.push(Op::Mount { source: &rootfs, target: &rootfs, fstype: c"", flags: ms::BIND | ms::REC, data: c"" });
+    p.push(Op::Mount {
+        source: &rootfs,
+        target: &rootfs,
+        fstype: c"",
+        flags: ms::BIND | ms::REC,
+        data: c"",
+    });
 
     p.mount_dir(&at("/proc"), c"proc", c"proc", NOSUID_NODEV_NOEXEC, c"");
-    p.mount_dir(&at("/dev"), c"tmpfs", c"tmpfs", ms::NOSUID | ms::STRICTATIME, c"mode=755,size=65536k");
+    p.mount_dir(
+        &at("/dev"),
+        c"tmpfs",
+        c"tmpfs",
+        ms::NOSUID | ms::STRICTATIME,
+        c"mode=755,size=65536k",
+    );
     for dev in DEVICES {
-        let (host, target) = (CString::new(format!("/dev/{dev}")).unwrap(), at(&format!("/dev/{dev}")));
+        let (host, target) = (
+            CString::new(format!("/dev/{dev}")).unwrap(),
+            at(&format!("/dev/{dev}")),
+        );
         p.push(Op::Touch { path: &target });
-        p.push(Op::Mount { source: &host, target: &target, fstype: c"", flags: ms::BIND, data: c"" });
+        p.push(Op::Mount {
+            source: &host,
+            target: &target,
+            fstype: c"",
+            flags: ms::BIND,
+            data: c"",
+        });
     }
     for (target, name) in DEV_LINKS {
         let (target, path) = (CString::new(target).unwrap(), at(&format!("/dev/{name}")));
-        p.push(Op::Symlink { target: &target, path: &path });
+        p.push(Op::Symlink {
+            target: &target,
+            path: &path,
+        });
     }
     p.mount_dir(
         &at("/dev/pts"),
@@ -69,9 +99,27 @@ pub fn build(spec: &Spec) -> Plan {
         ms::NOSUID | ms::NOEXEC,
         c"newinstance,ptmxmode=0666,mode=0620,gid=5",
     );
-    p.mount_dir(&at("/dev/shm"), c"shm", c"tmpfs", NOSUID_NODEV_NOEXEC, c"mode=1777,size=65536k");
-    p.mount_dir(&at("/dev/mqueue"), c"mqueue", c"mqueue", NOSUID_NODEV_NOEXEC, c"");
-    p.mount_dir(&at("/sys"), c"sysfs", c"sysfs", NOSUID_NODEV_NOEXEC | ms::RDONLY, c"");
+    p.mount_dir(
+        &at("/dev/shm"),
+        c"shm",
+        c"tmpfs",
+        NOSUID_NODEV_NOEXEC,
+        c"mode=1777,size=65536k",
+    );
+    p.mount_dir(
+        &at("/dev/mqueue"),
+        c"mqueue",
+        c"mqueue",
+        NOSUID_NODEV_NOEXEC,
+        c"",
+    );
+    p.mount_dir(
+        &at("/sys"),
+        c"sysfs",
+        c"sysfs",
+        NOSUID_NODEV_NOEXEC | ms::RDONLY,
+        c"",
+    );
 
     let hostname = CString::new(spec.hostname.as_str()).unwrap();
     p.push(Op::Hostname { name: &hostname });
@@ -79,7 +127,9 @@ pub fn build(spec: &Spec) -> Plan {
         p.push(Op::LoopbackUp);
     }
     p.push(Op::PivotRoot { path: &rootfs });
-    p.push(Op::Chdir { path: &spec.workdir });
+    p.push(Op::Chdir {
+        path: &spec.workdir,
+    });
 
     let exec_step = p.steps.len();
     let mut storage: [Vec<u8>; 3] = Default::default();
@@ -89,7 +139,11 @@ pub fn build(spec: &Spec) -> Plan {
         argv: Encoder::strs(b, &spec.argv),
         envp: Encoder::strs(c, &spec.env),
     });
-    Plan { bytes: p.enc.finish(), steps: p.steps, exec_step }
+    Plan {
+        bytes: p.enc.finish(),
+        steps: p.steps,
+        exec_step,
+    }
 }
 
 #[derive(Default)]
@@ -107,8 +161,17 @@ impl Builder {
     /// Mount a filesystem on a directory, creating the directory if the
     /// rootfs lacks it.
     fn mount_dir(&mut self, target: &CStr, source: &CStr, fstype: &CStr, flags: u32, data: &CStr) {
-        self.push(Op::Mkdir { path: target, mode: 0o755 });
-        self.push(Op::Mount { source, target, fstype, flags, data });
+        self.push(Op::Mkdir {
+            path: target,
+            mode: 0o755,
+        });
+        self.push(Op::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        });
     }
 }
 
@@ -137,9 +200,18 @@ mod tests {
     fn the_order_that_matters() {
         let plan = build(&spec(true));
         let body = &plan.bytes[HEADER_LEN..];
-        let ops: Vec<Op<'_>> = Decoded::new(body).unwrap().ops().map(Result::unwrap).collect();
+        let ops: Vec<Op<'_>> = Decoded::new(body)
+            .unwrap()
+            .ops()
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(ops.len(), plan.steps.len());
-        let pos = |want: &str| plan.steps.iter().position(|s| s == want).unwrap_or_else(|| panic!("no step {want}: {:?}", plan.steps));
+        let pos = |want: &str| {
+            plan.steps
+                .iter()
+                .position(|s| s == want)
+                .unwrap_or_else(|| panic!("no step {want}: {:?}", plan.steps))
+        };
         assert_eq!(pos("unshare cgroup namespace"), 0);
         assert_eq!(pos("change propagation of /"), 1);
         assert!(pos("bind /srv/box on /srv/box") < pos("mount proc on /srv/box/proc"));

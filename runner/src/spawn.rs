@@ -23,30 +23,61 @@ pub struct Container {
 /// sits in the container's cgroup (see plan.rs).
 fn clone_flags(new_net: bool) -> libc::c_int {
     let net = if new_net { libc::CLONE_NEWNET } else { 0 };
-    libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID | net | libc::SIGCHLD
+    libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWPID
+        | net
+        | libc::SIGCHLD
 }
 
 pub fn clone_shim(shim: &Path, new_net: bool, mask: &Mask) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
-    let path = CString::new(shim.as_os_str().as_bytes()).map_err(|_| Error::new("shim path holds a NUL byte"))?;
+    let path = CString::new(shim.as_os_str().as_bytes())
+        .map_err(|_| Error::new("shim path holds a NUL byte"))?;
     let argv = [c"husk-shim".as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
 
     // SAFETY: a raw clone without CLONE_VM is a fork: the child runs on a
     // copy of this (single-threaded) process and only makes raw syscalls
     // before execve, all with data prepared above.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, clone_flags(new_net) as libc::c_long, 0, 0, 0, 0) };
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            clone_flags(new_net) as libc::c_long,
+            0,
+            0,
+            0,
+            0,
+        )
+    };
     if pid < 0 {
-        return Err(Error::os("clone the shim into new namespaces", &std::io::Error::last_os_error()));
+        return Err(Error::os(
+            "clone the shim into new namespaces",
+            &std::io::Error::last_os_error(),
+        ));
     }
     if pid == 0 {
         // SAFETY: see above; `child` never returns.
-        unsafe { child(plan_r.as_raw_fd(), report_w.as_raw_fd(), &path, &argv, &envp, &mask.empty) }
+        unsafe {
+            child(
+                plan_r.as_raw_fd(),
+                report_w.as_raw_fd(),
+                &path,
+                &argv,
+                &envp,
+                &mask.empty,
+            )
+        }
     }
     drop((plan_r, report_w));
-    Ok(Container { pid: pid as i32, plan: Some(plan_w.into()), report: report_r.into() })
+    Ok(Container {
+        pid: pid as i32,
+        plan: Some(plan_w.into()),
+        report: report_r.into(),
+    })
 }
 
 /// A close-on-exec pipe whose fds are above 4: the child moves its ends to
@@ -92,7 +123,11 @@ unsafe fn child(
         libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
     }
     let errno = *libc::__errno_location() as u32;
-    let record = Report { step: STEP_EXEC_SHIM, errno }.to_bytes();
+    let record = Report {
+        step: STEP_EXEC_SHIM,
+        errno,
+    }
+    .to_bytes();
     libc::write(report, record.as_ptr().cast(), record.len());
     libc::_exit(crate::error::RUNTIME)
 }

@@ -53,7 +53,9 @@ impl Host {
 
 pub fn check(args: Args, host: &Host) -> Result<Spec> {
     if args.command.is_empty() {
-        return Err(Error::new("no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh"));
+        return Err(Error::new(
+            "no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh",
+        ));
     }
     let limits = limits(&args, host)?;
     let new_net = match args.net.as_deref() {
@@ -65,11 +67,17 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
     check_hostname(&hostname)?;
     let workdir = args.workdir.unwrap_or_else(|| "/".into());
     if !workdir.starts_with('/') {
-        return Err(Error::new(format!("--workdir {workdir}: must be an absolute path inside the container")));
+        return Err(Error::new(format!(
+            "--workdir {workdir}: must be an absolute path inside the container"
+        )));
     }
     let workdir = cstring("--workdir", &workdir)?;
     let env = environment(&args.env, &hostname)?;
-    let argv = args.command.iter().map(|a| cstring("command", a)).collect::<Result<Vec<_>>>()?;
+    let argv = args
+        .command
+        .iter()
+        .map(|a| cstring("command", a))
+        .collect::<Result<Vec<_>>>()?;
     let path = env
         .iter()
         .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
@@ -82,11 +90,24 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
 
     // Only root can do any of this; say so before looking at the filesystem.
     if !host.is_root {
-        return Err(Error::new("must be run as root: rootless mode is not available yet"));
+        return Err(Error::new(
+            "must be run as root: rootless mode is not available yet",
+        ));
     }
     let rootfs = rootfs(args.rootfs.as_deref())?;
     let shim = shim(args.shim.as_deref(), host)?;
-    Ok(Spec { rootfs, hostname, env, workdir, argv, candidates, new_net, limits, cgroup_parent: args.cgroup_parent, shim })
+    Ok(Spec {
+        rootfs,
+        hostname,
+        env,
+        workdir,
+        argv,
+        candidates,
+        new_net,
+        limits,
+        cgroup_parent: args.cgroup_parent,
+        shim,
+    })
 }
 
 fn rootfs(arg: Option<&str>) -> Result<PathBuf> {
@@ -98,7 +119,9 @@ fn rootfs(arg: Option<&str>) -> Result<PathBuf> {
         return Err(Error::new(format!("--rootfs {arg}: not a directory")));
     }
     if path == Path::new("/") {
-        return Err(Error::new("--rootfs /: the host's own root cannot be a container's"));
+        return Err(Error::new(
+            "--rootfs /: the host's own root cannot be a container's",
+        ));
     }
     if path.as_os_str().as_bytes().contains(&0) {
         return Err(Error::new(format!("--rootfs {arg}: contains a NUL byte")));
@@ -110,11 +133,16 @@ fn shim(arg: Option<&str>, host: &Host) -> Result<PathBuf> {
     let path = match arg {
         Some(p) => PathBuf::from(p),
         None => {
-            let exe = host.own_exe.as_ref().ok_or_else(|| Error::new("cannot find the runner's own path to find husk-shim beside it; use --shim"))?;
+            let exe = host.own_exe.as_ref().ok_or_else(|| {
+                Error::new(
+                    "cannot find the runner's own path to find husk-shim beside it; use --shim",
+                )
+            })?;
             exe.with_file_name("husk-shim")
         }
     };
-    let meta = std::fs::metadata(&path).map_err(|e| Error::os(format_args!("shim {}", path.display()), &e))?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| Error::os(format_args!("shim {}", path.display()), &e))?;
     if !meta.is_file() {
         return Err(Error::new(format!("shim {}: not a file", path.display())));
     }
@@ -122,22 +150,33 @@ fn shim(arg: Option<&str>, host: &Host) -> Result<PathBuf> {
 }
 
 fn limits(args: &Args, host: &Host) -> Result<Limits> {
-    let memory = args.memory.as_deref().map(|v| size("--memory", v)).transpose()?;
+    let memory = args
+        .memory
+        .as_deref()
+        .map(|v| size("--memory", v))
+        .transpose()?;
     if let Some(m) = memory {
         if m < 1 << 20 {
-            return Err(Error::new(format!("--memory {}: below the 1M that any program needs", args.memory.as_deref().unwrap_or(""))));
+            return Err(Error::new(format!(
+                "--memory {}: below the 1M that any program needs",
+                args.memory.as_deref().unwrap_or("")
+            )));
         }
     }
     let memory_swap = match args.memory_swap.as_deref() {
         None => None,
         Some(v) => {
-            let Some(m) = memory else { return Err(Error::new("--memory-swap needs --memory")) };
+            let Some(m) = memory else {
+                return Err(Error::new("--memory-swap needs --memory"));
+            };
             if v == "-1" {
                 Some(None)
             } else {
                 let s = size("--memory-swap", v)?;
                 if s < m {
-                    return Err(Error::new(format!("--memory-swap {v}: smaller than --memory; it counts memory plus swap")));
+                    return Err(Error::new(format!(
+                        "--memory-swap {v}: smaller than --memory; it counts memory plus swap"
+                    )));
                 }
                 Some(Some(s))
             }
@@ -147,35 +186,66 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
     let cpu_quota_us = match args.cpus.as_deref() {
         None => None,
         Some(v) => {
-            let cpus: f64 = v.parse().ok().filter(|c: &f64| c.is_finite() && *c > 0.0).ok_or_else(|| {
-                Error::new(format!("--cpus {v}: expected a positive number of CPUs, e.g. 0.5"))
-            })?;
+            let cpus: f64 = v
+                .parse()
+                .ok()
+                .filter(|c: &f64| c.is_finite() && *c > 0.0)
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "--cpus {v}: expected a positive number of CPUs, e.g. 0.5"
+                    ))
+                })?;
             if cpus > ncpus as f64 {
-                return Err(Error::new(format!("--cpus {v}: this host has {ncpus} CPUs online")));
+                return Err(Error::new(format!(
+                    "--cpus {v}: this host has {ncpus} CPUs online"
+                )));
             }
             // The kernel refuses quotas under 1 ms per period.
             Some(((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000))
         }
     };
-    let cpu_shares = args.cpu_shares.as_deref().map(|v| number("--cpu-shares", v, 2, 262_144)).transpose()?;
+    let cpu_shares = args
+        .cpu_shares
+        .as_deref()
+        .map(|v| number("--cpu-shares", v, 2, 262_144))
+        .transpose()?;
     let cpuset = match args.cpuset.as_deref() {
         None => None,
         Some(v) => {
-            let cpus = parse_cpu_list(v).ok_or_else(|| Error::new(format!("--cpuset {v}: expected a CPU list such as 0-2,4")))?;
+            let cpus = parse_cpu_list(v).ok_or_else(|| {
+                Error::new(format!("--cpuset {v}: expected a CPU list such as 0-2,4"))
+            })?;
             if let Some(bad) = cpus.iter().find(|c| !host.online_cpus.contains(c)) {
                 let online = format_cpu_list(&host.online_cpus);
-                return Err(Error::new(format!("--cpuset {v}: CPU {bad} is not online (online: {online})")));
+                return Err(Error::new(format!(
+                    "--cpuset {v}: CPU {bad} is not online (online: {online})"
+                )));
             }
             Some(format_cpu_list(&cpus))
         }
     };
-    let pids = args.pids.as_deref().map(|v| number("--pids", v, 1, u32::MAX as u64)).transpose()?;
-    Ok(Limits { memory, memory_swap, cpu_quota_us, cpu_shares, cpuset, pids })
+    let pids = args
+        .pids
+        .as_deref()
+        .map(|v| number("--pids", v, 1, u32::MAX as u64))
+        .transpose()?;
+    Ok(Limits {
+        memory,
+        memory_swap,
+        cpu_quota_us,
+        cpu_shares,
+        cpuset,
+        pids,
+    })
 }
 
 /// "64M", "1g", "512k", "4096": bytes.
 pub fn size(flag: &str, v: &str) -> Result<u64> {
-    let bad = || Error::new(format!("{flag} {v}: expected bytes or a number with a k, m or g suffix, e.g. 64M"));
+    let bad = || {
+        Error::new(format!(
+            "{flag} {v}: expected bytes or a number with a k, m or g suffix, e.g. 64M"
+        ))
+    };
     let s = v.strip_suffix(['b', 'B']).unwrap_or(v);
     let (digits, shift) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 10),
@@ -195,7 +265,11 @@ fn number(flag: &str, v: &str, min: u64, max: u64) -> Result<u64> {
     v.parse::<u64>()
         .ok()
         .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| Error::new(format!("{flag} {v}: expected a whole number from {min} to {max}")))
+        .ok_or_else(|| {
+            Error::new(format!(
+                "{flag} {v}: expected a whole number from {min} to {max}"
+            ))
+        })
 }
 
 /// "0-2,4" -> [0, 1, 2, 4]. None if malformed.
@@ -227,7 +301,11 @@ pub fn format_cpu_list(cpus: &[u32]) -> String {
         while i + 1 < cpus.len() && cpus[i + 1] == cpus[i] + 1 {
             i += 1;
         }
-        out.push(if cpus[i] == start { start.to_string() } else { format!("{start}-{}", cpus[i]) });
+        out.push(if cpus[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", cpus[i])
+        });
         i += 1;
     }
     out.join(",")
@@ -236,12 +314,16 @@ pub fn format_cpu_list(cpus: &[u32]) -> String {
 fn check_hostname(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !name.starts_with(['-', '.']);
     if ok {
         Ok(())
     } else {
-        Err(Error::new(format!("--hostname {name}: expected 1 to 64 letters, digits, '-' or '.'")))
+        Err(Error::new(format!(
+            "--hostname {name}: expected 1 to 64 letters, digits, '-' or '.'"
+        )))
     }
 }
 
@@ -250,7 +332,9 @@ fn check_cgroup_parent(parent: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::new(format!("--cgroup-parent {parent}: '.' and '..' are not allowed")))
+        Err(Error::new(format!(
+            "--cgroup-parent {parent}: '.' and '..' are not allowed"
+        )))
     }
 }
 
@@ -279,7 +363,9 @@ fn environment(vars: &[String], hostname: &str) -> Result<Vec<CString>> {
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     }
-    env.into_iter().map(|(k, v)| cstring("--env", &format!("{k}={v}"))).collect()
+    env.into_iter()
+        .map(|(k, v)| cstring("--env", &format!("{k}={v}")))
+        .collect()
 }
 
 /// The paths execve will try, like execvp: argv[0] itself if it has a
@@ -295,9 +381,13 @@ fn candidates(cmd: &str, path: &str) -> Result<Vec<CString>> {
     }
     let dirs: Vec<&str> = path.split(':').filter(|d| d.starts_with('/')).collect();
     if dirs.is_empty() {
-        return Err(Error::new(format!("{cmd}: the container's PATH has no absolute directory to look in")));
+        return Err(Error::new(format!(
+            "{cmd}: the container's PATH has no absolute directory to look in"
+        )));
     }
-    dirs.iter().map(|d| cstring("command", &format!("{}/{cmd}", d.trim_end_matches('/')))).collect()
+    dirs.iter()
+        .map(|d| cstring("command", &format!("{}/{cmd}", d.trim_end_matches('/'))))
+        .collect()
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString> {
@@ -309,11 +399,18 @@ mod tests {
     use super::*;
 
     fn host() -> Host {
-        Host { online_cpus: vec![0, 1], is_root: true, own_exe: None }
+        Host {
+            online_cpus: vec![0, 1],
+            is_root: true,
+            own_exe: None,
+        }
     }
 
     fn args(f: impl FnOnce(&mut Args)) -> Args {
-        let mut a = Args { command: vec!["sh".into()], ..Args::default() };
+        let mut a = Args {
+            command: vec!["sh".into()],
+            ..Args::default()
+        };
         f(&mut a);
         a
     }
@@ -348,10 +445,16 @@ mod tests {
             (args(|a| a.memory = Some("12Q".into())), "--memory 12Q"),
             (args(|a| a.cpus = Some("-1".into())), "--cpus -1"),
             (args(|a| a.cpus = Some("3".into())), "2 CPUs online"),
-            (args(|a| a.cpuset = Some("99".into())), "CPU 99 is not online (online: 0-1)"),
+            (
+                args(|a| a.cpuset = Some("99".into())),
+                "CPU 99 is not online (online: 0-1)",
+            ),
             (args(|a| a.pids = Some("0".into())), "--pids 0"),
             (args(|a| a.workdir = Some("tmp".into())), "absolute"),
-            (args(|a| a.memory_swap = Some("1G".into())), "needs --memory"),
+            (
+                args(|a| a.memory_swap = Some("1G".into())),
+                "needs --memory",
+            ),
             (args(|a| a.net = Some("bridge".into())), "--net bridge"),
             (args(|a| a.hostname = Some("a b".into())), "--hostname"),
             (args(|a| a.command.clear()), "no command"),
@@ -359,13 +462,19 @@ mod tests {
         ];
         for (a, want) in cases {
             let e = err(a);
-            assert!(e.contains(want) && !e.contains('\n'), "{e:?} lacks {want:?}");
+            assert!(
+                e.contains(want) && !e.contains('\n'),
+                "{e:?} lacks {want:?}"
+            );
         }
     }
 
     #[test]
     fn non_root_is_told_rootless_is_not_there_yet() {
-        let h = Host { is_root: false, ..host() };
+        let h = Host {
+            is_root: false,
+            ..host()
+        };
         let e = check(args(|_| {}), &h).unwrap_err().message;
         assert!(e.contains("rootless"), "{e}");
     }
@@ -373,8 +482,17 @@ mod tests {
     #[test]
     fn command_lookup_follows_path_order() {
         let c = candidates("sh", "/usr/bin:relative:/bin/").unwrap();
-        assert_eq!(c, [CString::new("/usr/bin/sh").unwrap(), CString::new("/bin/sh").unwrap()]);
-        assert_eq!(candidates("./x", "/bin").unwrap(), [CString::new("./x").unwrap()]);
+        assert_eq!(
+            c,
+            [
+                CString::new("/usr/bin/sh").unwrap(),
+                CString::new("/bin/sh").unwrap()
+            ]
+        );
+        assert_eq!(
+            candidates("./x", "/bin").unwrap(),
+            [CString::new("./x").unwrap()]
+        );
     }
 
     #[test]

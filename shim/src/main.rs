@@ -47,8 +47,12 @@ fn panic(_: &PanicInfo<'_>) -> ! {
 extern "C" fn entry() -> ! {
     // SAFETY: the runner hands us fds 3 and 4 and nothing else uses them;
     // they live until exec or exit.
-    let (plan_fd, report_fd) =
-        unsafe { (BorrowedFd::borrow_raw(PLAN_FD), BorrowedFd::borrow_raw(REPORT_FD)) };
+    let (plan_fd, report_fd) = unsafe {
+        (
+            BorrowedFd::borrow_raw(PLAN_FD),
+            BorrowedFd::borrow_raw(REPORT_FD),
+        )
+    };
     let failure = match run(plan_fd, report_fd) {
         Ok(()) => arch::exit_group(0),
         Err(report) => report,
@@ -59,7 +63,10 @@ extern "C" fn entry() -> ! {
 }
 
 fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report> {
-    let read_err = |e: Errno| Report { step: report::STEP_READ_PLAN, errno: e.raw_os_error() as u32 };
+    let read_err = |e: Errno| Report {
+        step: report::STEP_READ_PLAN,
+        errno: e.raw_os_error() as u32,
+    };
     // The report must not reach the user's program: its closing is the
     // runner's signal that exec succeeded.
     io::fcntl_setfd(report_fd, FdFlags::CLOEXEC).map_err(read_err)?;
@@ -68,7 +75,10 @@ fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report>
     // only once this process sits in the container's cgroup.
     let mut header = [0u8; HEADER_LEN];
     read_exact(plan_fd, &mut header).map_err(read_err)?;
-    let malformed = |_| Report { step: report::STEP_DECODE_PLAN, errno: Errno::INVAL.raw_os_error() as u32 };
+    let malformed = |_| Report {
+        step: report::STEP_DECODE_PLAN,
+        errno: Errno::INVAL.raw_os_error() as u32,
+    };
     let len = plan::parse_header(&header).map_err(malformed)?;
     let body = ops::alloc(len).map_err(read_err)?;
     read_exact(plan_fd, body).map_err(read_err)?;
@@ -79,7 +89,10 @@ fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report>
     for (step, op) in plan.ops().enumerate() {
         // `Plan::new` validated every op.
         let op = op.map_err(malformed)?;
-        ops::run(&op).map_err(|e| Report { step: step as u32, errno: e.raw_os_error() as u32 })?;
+        ops::run(&op).map_err(|e| Report {
+            step: step as u32,
+            errno: e.raw_os_error() as u32,
+        })?;
     }
     Ok(())
 }

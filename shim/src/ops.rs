@@ -15,9 +15,21 @@ pub fn run(op: &Op<'_>) -> Result<(), Errno> {
     match *op {
         // SAFETY: the shim is single-threaded; no fd table is shared.
         Op::UnshareCgroup => unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWCGROUP) },
-        Op::Mount { source, target, fstype, flags, data } => {
+        Op::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        } => {
             let data = if data.is_empty() { None } else { Some(data) };
-            mount::mount(source, target, fstype, MountFlags::from_bits_retain(flags), data)
+            mount::mount(
+                source,
+                target,
+                fstype,
+                MountFlags::from_bits_retain(flags),
+                data,
+            )
         }
         Op::Mkdir { path, mode } => match fs::mkdir(path, Mode::from_bits_retain(mode)) {
             Err(Errno::EXIST) => Ok(()),
@@ -32,7 +44,11 @@ pub fn run(op: &Op<'_>) -> Result<(), Errno> {
         Op::LoopbackUp => loopback_up(),
         Op::PivotRoot { path } => pivot_root(path),
         Op::Chdir { path } => rustix::process::chdir(path),
-        Op::Exec { candidates, argv, envp } => exec(candidates, argv, envp),
+        Op::Exec {
+            candidates,
+            argv,
+            envp,
+        } => exec(candidates, argv, envp),
     }
 }
 
@@ -43,7 +59,12 @@ pub fn alloc(len: usize) -> Result<&'static mut [u8], Errno> {
     }
     // SAFETY: a fresh private mapping, never unmapped, aliased by nothing.
     unsafe {
-        let p = mmap_anonymous(null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)?;
+        let p = mmap_anonymous(
+            null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,
+        )?;
         Ok(core::slice::from_raw_parts_mut(p.cast(), len))
     }
 }
@@ -68,13 +89,23 @@ fn loopback_up() -> Result<(), Errno> {
         flags: i16,
         _pad: [u8; 22],
     }
-    let sock = socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
-    let mut req = IfreqFlags { name: [0; 16], flags: linux_raw_sys::net::net_device_flags::IFF_UP as i16, _pad: [0; 22] };
+    let sock = socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let mut req = IfreqFlags {
+        name: [0; 16],
+        flags: linux_raw_sys::net::net_device_flags::IFF_UP as i16,
+        _pad: [0; 22],
+    };
     req.name[..2].copy_from_slice(b"lo");
     // SAFETY: SIOCSIFFLAGS reads a `struct ifreq`, which `IfreqFlags` lays
     // out (name, then the flags at the start of the union).
     unsafe {
-        let ioctl = rustix::ioctl::Setter::<{ linux_raw_sys::ioctl::SIOCSIFFLAGS as _ }, _>::new(req);
+        let ioctl =
+            rustix::ioctl::Setter::<{ linux_raw_sys::ioctl::SIOCSIFFLAGS as _ }, _>::new(req);
         rustix::ioctl::ioctl(&sock, ioctl)
     }
 }

@@ -86,7 +86,10 @@ impl<'a> Strs<'a> {
         self.count == 0
     }
     pub fn iter(&self) -> StrsIter<'a> {
-        StrsIter { left: self.count, cursor: Cursor(self.bytes) }
+        StrsIter {
+            left: self.count,
+            cursor: Cursor(self.bytes),
+        }
     }
     pub fn first(&self) -> Option<&'a CStr> {
         self.iter().next()
@@ -139,7 +142,13 @@ pub enum Op<'a> {
     UnshareCgroup,
     /// `mount(source, target, fstype, flags, data)`; empty strings are
     /// passed as they are (the kernel ignores them where they do not apply).
-    Mount { source: &'a CStr, target: &'a CStr, fstype: &'a CStr, flags: u32, data: &'a CStr },
+    Mount {
+        source: &'a CStr,
+        target: &'a CStr,
+        fstype: &'a CStr,
+        flags: u32,
+        data: &'a CStr,
+    },
     /// `mkdir(path, mode)`; an existing directory is fine.
     Mkdir { path: &'a CStr, mode: u32 },
     /// Create an empty regular file to mount a device node over.
@@ -157,7 +166,11 @@ pub enum Op<'a> {
     Chdir { path: &'a CStr },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    Exec {
+        candidates: Strs<'a>,
+        argv: Strs<'a>,
+        envp: Strs<'a>,
+    },
 }
 
 const UNSHARE_CGROUP: u8 = 1;
@@ -182,14 +195,24 @@ impl<'a> Op<'a> {
                 flags: c.u32()?,
                 data: c.cstr()?,
             },
-            MKDIR => Op::Mkdir { path: c.cstr()?, mode: c.u32()? },
+            MKDIR => Op::Mkdir {
+                path: c.cstr()?,
+                mode: c.u32()?,
+            },
             TOUCH => Op::Touch { path: c.cstr()? },
-            SYMLINK => Op::Symlink { target: c.cstr()?, path: c.cstr()? },
+            SYMLINK => Op::Symlink {
+                target: c.cstr()?,
+                path: c.cstr()?,
+            },
             HOSTNAME => Op::Hostname { name: c.cstr()? },
             LOOPBACK_UP => Op::LoopbackUp,
             PIVOT_ROOT => Op::PivotRoot { path: c.cstr()? },
             CHDIR => Op::Chdir { path: c.cstr()? },
-            EXEC => Op::Exec { candidates: c.strs()?, argv: c.strs()?, envp: c.strs()? },
+            EXEC => Op::Exec {
+                candidates: c.strs()?,
+                argv: c.strs()?,
+                envp: c.strs()?,
+            },
             kind => return Err(Malformed::UnknownOp(kind)),
         })
     }
@@ -209,7 +232,12 @@ impl fmt::Display for Op<'_> {
             Op::Mount { target, flags, .. } if flags & (ms::PRIVATE | ms::SLAVE) != 0 => {
                 write!(f, "change propagation of {}", s(target))
             }
-            Op::Mount { source, target, flags, .. } if flags & ms::BIND != 0 => {
+            Op::Mount {
+                source,
+                target,
+                flags,
+                ..
+            } if flags & ms::BIND != 0 => {
                 write!(f, "bind {} on {}", s(source), s(target))
             }
             Op::Mount { fstype, target, .. } => write!(f, "mount {} on {}", s(fstype), s(target)),
@@ -245,7 +273,10 @@ impl<'a> Plan<'a> {
     }
 
     pub fn ops(&self) -> Ops<'a> {
-        Ops { cursor: Cursor(self.body), failed: false }
+        Ops {
+            cursor: Cursor(self.body),
+            failed: false,
+        }
     }
 }
 
@@ -296,7 +327,10 @@ impl<'a> Cursor<'a> {
             self.cstr()?;
         }
         let used = start.len() - self.0.len();
-        Ok(Strs { count, bytes: &start[..used] })
+        Ok(Strs {
+            count,
+            bytes: &start[..used],
+        })
     }
 }
 
@@ -328,7 +362,13 @@ mod encode {
         pub fn push(&mut self, op: &Op<'_>) {
             match *op {
                 Op::UnshareCgroup => self.u8(UNSHARE_CGROUP),
-                Op::Mount { source, target, fstype, flags, data } => {
+                Op::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                    data,
+                } => {
                     self.u8(MOUNT);
                     self.cstr(source);
                     self.cstr(target);
@@ -363,7 +403,11 @@ mod encode {
                     self.u8(CHDIR);
                     self.cstr(path);
                 }
-                Op::Exec { candidates, argv, envp } => {
+                Op::Exec {
+                    candidates,
+                    argv,
+                    envp,
+                } => {
                     self.u8(EXEC);
                     for list in [candidates, argv, envp] {
                         self.u32(list.count);
@@ -388,7 +432,10 @@ mod encode {
                 storage.extend_from_slice(bytes);
                 count += 1;
             }
-            Strs { count, bytes: storage }
+            Strs {
+                count,
+                bytes: storage,
+            }
         }
 
         /// The finished buffer: header with the body length, then the body.
@@ -421,11 +468,31 @@ mod tests {
         let [a, b, c] = storage;
         vec![
             Op::UnshareCgroup,
-            Op::Mount { source: c"", target: c"/", fstype: c"", flags: ms::REC | ms::SLAVE, data: c"" },
-            Op::Mount { source: c"proc", target: c"/r/proc", fstype: c"proc", flags: 14, data: c"" },
-            Op::Mkdir { path: c"/r/dev/pts", mode: 0o755 },
-            Op::Touch { path: c"/r/dev/null" },
-            Op::Symlink { target: c"/proc/self/fd", path: c"/r/dev/fd" },
+            Op::Mount {
+                source: c"",
+                target: c"/",
+                fstype: c"",
+                flags: ms::REC | ms::SLAVE,
+                data: c"",
+            },
+            Op::Mount {
+                source: c"proc",
+                target: c"/r/proc",
+                fstype: c"proc",
+                flags: 14,
+                data: c"",
+            },
+            Op::Mkdir {
+                path: c"/r/dev/pts",
+                mode: 0o755,
+            },
+            Op::Touch {
+                path: c"/r/dev/null",
+            },
+            Op::Symlink {
+                target: c"/proc/self/fd",
+                path: c"/r/dev/fd",
+            },
             Op::Hostname { name: c"box" },
             Op::LoopbackUp,
             Op::PivotRoot { path: c"/r" },
@@ -456,7 +523,9 @@ mod tests {
         let plan = Plan::new(&buf[HEADER_LEN..]).unwrap();
         let decoded: Vec<Op<'_>> = plan.ops().map(Result::unwrap).collect();
         assert_eq!(decoded, ops);
-        let Op::Exec { argv, .. } = decoded[10] else { panic!() };
+        let Op::Exec { argv, .. } = decoded[10] else {
+            panic!()
+        };
         let args: Vec<&CStr> = argv.iter().collect();
         assert_eq!(args, [c"sh", c"-c", c"echo hi"]);
     }

@@ -28,22 +28,38 @@ pub struct Layout {
 /// v1 controllers the kernel knows; other super options of a cgroup mount
 /// (rw, name=systemd, clone_children, ...) are not controllers.
 const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event",
-    "net_prio", "hugetlb", "pids", "rdma", "misc",
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "blkio",
+    "perf_event",
+    "net_prio",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
 ];
 
 impl Layout {
     pub fn detect() -> std::io::Result<Layout> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
         let cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
-        Ok(Layout::parse(&mountinfo, &cgroup, |p| std::fs::read_to_string(p).unwrap_or_default()))
+        Ok(Layout::parse(&mountinfo, &cgroup, |p| {
+            std::fs::read_to_string(p).unwrap_or_default()
+        }))
     }
 
     /// `read` gives a v2 root's cgroup.controllers.
     pub fn parse(mountinfo: &str, proc_cgroup: &str, read: impl Fn(&Path) -> String) -> Layout {
         let mut layout = Layout::default();
         for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
             let pre: Vec<&str> = pre.split(' ').collect();
             let post: Vec<&str> = post.split(' ').collect();
             if pre.len() < 5 || post.len() < 3 {
@@ -52,8 +68,11 @@ impl Layout {
             let (root, mountpoint) = (pre[3], PathBuf::from(unescape(pre[4])));
             let (version, controllers) = match post[0] {
                 "cgroup" => {
-                    let cs: Vec<String> =
-                        post[2].split(',').filter(|o| V1_CONTROLLERS.contains(o)).map(String::from).collect();
+                    let cs: Vec<String> = post[2]
+                        .split(',')
+                        .filter(|o| V1_CONTROLLERS.contains(o))
+                        .map(String::from)
+                        .collect();
                     if cs.is_empty() {
                         continue; // a named hierarchy such as name=systemd
                     }
@@ -61,7 +80,10 @@ impl Layout {
                 }
                 "cgroup2" => {
                     let cs = read(&mountpoint.join("cgroup.controllers"));
-                    (Version::V2, cs.split_whitespace().map(String::from).collect())
+                    (
+                        Version::V2,
+                        cs.split_whitespace().map(String::from).collect(),
+                    )
                 }
                 _ => continue,
             };
@@ -73,7 +95,10 @@ impl Layout {
                 let matches = match version {
                     Version::V2 => names.is_empty(),
                     Version::V1 => {
-                        let mut a: Vec<&str> = names.split(',').filter(|n| V1_CONTROLLERS.contains(n)).collect();
+                        let mut a: Vec<&str> = names
+                            .split(',')
+                            .filter(|n| V1_CONTROLLERS.contains(n))
+                            .collect();
                         let mut b: Vec<&str> = controllers.iter().map(String::as_str).collect();
                         a.sort_unstable();
                         b.sort_unstable();
@@ -92,10 +117,19 @@ impl Layout {
                 },
             };
             // The same hierarchy mounted twice: the first mount serves.
-            if layout.hierarchies.iter().any(|h| h.version == version && h.controllers == controllers) {
+            if layout
+                .hierarchies
+                .iter()
+                .any(|h| h.version == version && h.controllers == controllers)
+            {
                 continue;
             }
-            layout.hierarchies.push(Hierarchy { version, mountpoint, controllers, own });
+            layout.hierarchies.push(Hierarchy {
+                version,
+                mountpoint,
+                controllers,
+                own,
+            });
         }
         layout
     }
@@ -104,8 +138,17 @@ impl Layout {
     /// layouts a controller bound to v1 is unusable in v2), else v2.
     pub fn hierarchy_for(&self, controller: &str) -> Option<&Hierarchy> {
         let has = |h: &&Hierarchy| h.controllers.iter().any(|c| c == controller);
-        let v1 = self.hierarchies.iter().filter(|h| h.version == Version::V1).find(has);
-        v1.or_else(|| self.hierarchies.iter().filter(|h| h.version == Version::V2).find(has))
+        let v1 = self
+            .hierarchies
+            .iter()
+            .filter(|h| h.version == Version::V1)
+            .find(has);
+        v1.or_else(|| {
+            self.hierarchies
+                .iter()
+                .filter(|h| h.version == Version::V2)
+                .find(has)
+        })
     }
 
     pub fn describe(&self) -> &'static str {
@@ -126,7 +169,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {

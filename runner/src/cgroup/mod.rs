@@ -63,10 +63,18 @@ pub struct Setting {
 
 impl Setting {
     fn new(file: &'static str, value: impl ToString) -> Setting {
-        Setting { file, value: value.to_string(), optional: false }
+        Setting {
+            file,
+            value: value.to_string(),
+            optional: false,
+        }
     }
     fn optional(file: &'static str, value: impl ToString) -> Setting {
-        Setting { file, value: value.to_string(), optional: true }
+        Setting {
+            file,
+            value: value.to_string(),
+            optional: true,
+        }
     }
 }
 
@@ -88,7 +96,10 @@ impl CgroupFs for RealFs {
     fn write(&self, path: &Path, value: &str) -> io::Result<()> {
         // One write(2): cgroupfs takes each write as one whole value.
         use std::io::Write;
-        fs::OpenOptions::new().write(true).open(path)?.write_all(value.as_bytes())
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all(value.as_bytes())
     }
     fn read(&self, path: &Path) -> io::Result<String> {
         fs::read_to_string(path)
@@ -111,7 +122,12 @@ pub struct Cgroup {
 
 impl Cgroup {
     /// Makes the cgroup and writes the limits; None when there are none.
-    pub fn create(layout: &Layout, limits: &Limits, parent: Option<&str>, name: &str) -> Result<Option<Cgroup>> {
+    pub fn create(
+        layout: &Layout,
+        limits: &Limits,
+        parent: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Cgroup>> {
         Cgroup::create_with(Box::new(RealFs), layout, limits, parent, name)
     }
 
@@ -130,20 +146,34 @@ impl Cgroup {
         let mut groups: Vec<(&Hierarchy, Vec<&'static str>)> = Vec::new();
         for c in needed {
             let h = layout.hierarchy_for(c).ok_or_else(|| {
-                Error::new(format!("cgroup controller {c} is not available on this host ({} layout)", layout.describe()))
+                Error::new(format!(
+                    "cgroup controller {c} is not available on this host ({} layout)",
+                    layout.describe()
+                ))
             })?;
             match groups.iter_mut().find(|(g, _)| std::ptr::eq(*g, h)) {
                 Some((_, cs)) => cs.push(c),
                 None => groups.push((h, vec![c])),
             }
         }
-        let mut cg = Cgroup { fs, leaves: Vec::new(), made: Vec::new(), memory: None };
+        let mut cg = Cgroup {
+            fs,
+            leaves: Vec::new(),
+            made: Vec::new(),
+            memory: None,
+        };
         for (h, controllers) in groups {
             let rel = parent.unwrap_or(&h.own).trim_matches('/');
-            let parent_dir = if rel.is_empty() { h.mountpoint.clone() } else { h.mountpoint.join(rel) };
+            let parent_dir = if rel.is_empty() {
+                h.mountpoint.clone()
+            } else {
+                h.mountpoint.join(rel)
+            };
             cg.make_parents(h, &parent_dir, &controllers)?;
             let leaf = parent_dir.join(name);
-            cg.fs.mkdir(&leaf).map_err(|e| Error::os(format_args!("create cgroup {}", leaf.display()), &e))?;
+            cg.fs
+                .mkdir(&leaf)
+                .map_err(|e| Error::os(format_args!("create cgroup {}", leaf.display()), &e))?;
             cg.leaves.push((h.version, leaf.clone()));
             let settings = match h.version {
                 Version::V1 => v1::settings(limits, &controllers, &parent_dir, cg.fs.as_ref())?,
@@ -184,7 +214,9 @@ impl Cgroup {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(Error::os(format_args!("create cgroup {}", d.display()), &e)),
+                    Err(e) => {
+                        return Err(Error::os(format_args!("create cgroup {}", d.display()), &e))
+                    }
                 }
             }
             if h.version == Version::V2 {
@@ -204,7 +236,9 @@ impl Cgroup {
 
     /// How many times the kernel's OOM killer ran in the cgroup.
     pub fn oom_kills(&self) -> u64 {
-        let Some((version, dir)) = &self.memory else { return 0 };
+        let Some((version, dir)) = &self.memory else {
+            return 0;
+        };
         let file = match version {
             Version::V1 => "memory.oom_control",
             Version::V2 => "memory.events",
@@ -216,9 +250,10 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-
     fn write(&self, path: &Path, value: &str) -> Result<()> {
-        self.fs.write(path, value).map_err(|e| write_error(path, value, &e))
+        self.fs
+            .write(path, value)
+            .map_err(|e| write_error(path, value, &e))
     }
 
     /// Kills what is left, removes the leaves, then the parents we made.
@@ -240,7 +275,10 @@ impl Cgroup {
         }
         for _ in 0..100 {
             let procs = self.fs.read(&leaf.join("cgroup.procs")).unwrap_or_default();
-            let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            let pids: Vec<i32> = procs
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
             if pids.is_empty() {
                 return;
             }
@@ -261,14 +299,21 @@ impl Cgroup {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(delay),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return,
                 Err(e) => {
-                    eprintln!("runner: remove cgroup {}: {}", dir.display(), crate::error::describe(&e));
+                    eprintln!(
+                        "runner: remove cgroup {}: {}",
+                        dir.display(),
+                        crate::error::describe(&e)
+                    );
                     return;
                 }
                 Ok(()) => return,
             }
             delay = (delay * 2).min(std::time::Duration::from_millis(50));
         }
-        eprintln!("runner: remove cgroup {}: still busy after 1 s", dir.display());
+        eprintln!(
+            "runner: remove cgroup {}: still busy after 1 s",
+            dir.display()
+        );
     }
 }
 

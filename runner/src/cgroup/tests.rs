@@ -35,14 +35,21 @@ impl CgroupFs for TempFs {
 
 fn temp_root() -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!("husk-cgroup-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let dir = std::env::temp_dir().join(format!(
+        "husk-cgroup-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn mountinfo_line(id: u32, root: &str, mountpoint: &Path, fstype: &str, opts: &str) -> String {
-    format!("{id} 1 0:{id} {root} {} rw,relatime shared:{id} - {fstype} {fstype} {opts}\n", mountpoint.display())
+    format!(
+        "{id} 1 0:{id} {root} {} rw,relatime shared:{id} - {fstype} {fstype} {opts}\n",
+        mountpoint.display()
+    )
 }
 
 /// This development machine's layout: v1 controllers, cpu and cpuacct apart,
@@ -50,16 +57,33 @@ fn mountinfo_line(id: u32, root: &str, mountpoint: &Path, fstype: &str, opts: &s
 fn hybrid(root: &Path) -> Layout {
     let mut mi = String::new();
     let mut pc = String::new();
-    for (i, c) in ["cpu", "cpuacct", "cpuset", "memory", "pids"].iter().enumerate() {
+    for (i, c) in ["cpu", "cpuacct", "cpuset", "memory", "pids"]
+        .iter()
+        .enumerate()
+    {
         let dir = root.join(c);
         fs::create_dir_all(&dir).unwrap();
         mi += &mountinfo_line(i as u32 + 30, "/", &dir, "cgroup", &format!("rw,{c}"));
-        pc += &format!("{}:{c}:{}\n", i + 1, if *c == "memory" { "/process_api/abc" } else { "/" });
+        pc += &format!(
+            "{}:{c}:{}\n",
+            i + 1,
+            if *c == "memory" {
+                "/process_api/abc"
+            } else {
+                "/"
+            }
+        );
     }
     fs::create_dir_all(root.join("memory/process_api/abc")).unwrap();
     fs::write(root.join("cpuset/cpuset.mems"), "0\n").unwrap();
     fs::write(root.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
-    mi += &mountinfo_line(40, "/", &root.join("systemd"), "cgroup", "rw,xattr,name=systemd");
+    mi += &mountinfo_line(
+        40,
+        "/",
+        &root.join("systemd"),
+        "cgroup",
+        "rw,xattr,name=systemd",
+    );
     pc += "9:name=systemd:/\n";
     let unified = root.join("unified");
     fs::create_dir_all(&unified).unwrap();
@@ -70,10 +94,16 @@ fn hybrid(root: &Path) -> Layout {
 }
 
 fn v2(root: &Path, own: &str) -> Layout {
-    fs::write(root.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n").unwrap();
+    fs::write(
+        root.join("cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids\n",
+    )
+    .unwrap();
     fs::create_dir_all(root.join(own.trim_start_matches('/'))).unwrap();
     let mi = mountinfo_line(30, "/", root, "cgroup2", "rw,nsdelegate");
-    Layout::parse(&mi, &format!("0::{own}\n"), |p| fs::read_to_string(p).unwrap_or_default())
+    Layout::parse(&mi, &format!("0::{own}\n"), |p| {
+        fs::read_to_string(p).unwrap_or_default()
+    })
 }
 
 fn all_limits() -> Limits {
@@ -100,7 +130,10 @@ fn detects_each_layout() {
     assert_eq!(h.hierarchy_for("memory").unwrap().version, Version::V1);
     assert_eq!(h.hierarchy_for("hugetlb").unwrap().version, Version::V2);
     assert!(h.hierarchy_for("io").is_none());
-    assert!(h.hierarchies.iter().all(|x| !x.mountpoint.ends_with("systemd")));
+    assert!(h
+        .hierarchies
+        .iter()
+        .all(|x| !x.mountpoint.ends_with("systemd")));
 
     let root2 = temp_root();
     let l = v2(&root2, "/user.slice");
@@ -113,7 +146,10 @@ fn detects_each_layout() {
     let l = Layout::parse(mi, "3:cpuacct,cpu:/docker/x/inner\n", |_| String::new());
     assert_eq!(l.describe(), "v1");
     let cpu = l.hierarchy_for("cpuacct").unwrap();
-    assert_eq!((cpu.own.as_str(), cpu.mountpoint.as_path()), ("/inner", Path::new("/sys/fs/cgroup/cpu,cpuacct")));
+    assert_eq!(
+        (cpu.own.as_str(), cpu.mountpoint.as_path()),
+        ("/inner", Path::new("/sys/fs/cgroup/cpu,cpuacct"))
+    );
     fs::remove_dir_all(root).unwrap();
     fs::remove_dir_all(root2).unwrap();
 }
@@ -122,10 +158,18 @@ fn detects_each_layout() {
 fn hybrid_writes_v1_files_and_cleans_up() {
     let root = temp_root();
     let layout = hybrid(&root);
-    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &all_limits(), None, "husk-1").unwrap().unwrap();
+    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &all_limits(), None, "husk-1")
+        .unwrap()
+        .unwrap();
     let mem = root.join("memory/process_api/abc/husk-1");
-    assert_eq!(read(mem.join("memory.limit_in_bytes")), (64u64 << 20).to_string());
-    assert_eq!(read(mem.join("memory.memsw.limit_in_bytes")), (64u64 << 20).to_string());
+    assert_eq!(
+        read(mem.join("memory.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(
+        read(mem.join("memory.memsw.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
     let cpu = root.join("cpu/husk-1");
     assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "50000");
     assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
@@ -134,12 +178,22 @@ fn hybrid_writes_v1_files_and_cleans_up() {
     assert_eq!(read(cpuset.join("cpuset.cpus")), "0");
     assert_eq!(read(cpuset.join("cpuset.mems")), "0");
     assert_eq!(read(root.join("pids/husk-1/pids.max")), "64");
-    assert!(!root.join("cpuacct/husk-1").exists(), "no limit needs cpuacct");
-    assert!(!root.join("unified/husk-1").exists(), "no limit lives in v2 here");
+    assert!(
+        !root.join("cpuacct/husk-1").exists(),
+        "no limit needs cpuacct"
+    );
+    assert!(
+        !root.join("unified/husk-1").exists(),
+        "no limit lives in v2 here"
+    );
 
     cg.join(4242).unwrap();
     assert_eq!(read(mem.join("cgroup.procs")), "4242");
-    fs::write(mem.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n").unwrap();
+    fs::write(
+        mem.join("memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+    )
+    .unwrap();
     assert_eq!(cg.oom_kills(), 3);
     drop(cg);
     for c in ["memory/process_api/abc", "cpu", "cpuset", "pids"] {
@@ -152,22 +206,47 @@ fn hybrid_writes_v1_files_and_cleans_up() {
 fn v2_enables_controllers_at_every_level() {
     let root = temp_root();
     let layout = v2(&root, "/");
-    let limits = Limits { memory_swap: Some(Some(96 << 20)), ..all_limits() };
-    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, Some("/ci/jobs"), "husk-2").unwrap().unwrap();
+    let limits = Limits {
+        memory_swap: Some(Some(96 << 20)),
+        ..all_limits()
+    };
+    let cg = Cgroup::create_with(
+        Box::new(TempFs),
+        &layout,
+        &limits,
+        Some("/ci/jobs"),
+        "husk-2",
+    )
+    .unwrap()
+    .unwrap();
     for level in ["", "ci", "ci/jobs"] {
-        assert_eq!(read(root.join(level).join("cgroup.subtree_control")), "+memory +cpu +cpuset +pids", "{level}");
+        assert_eq!(
+            read(root.join(level).join("cgroup.subtree_control")),
+            "+memory +cpu +cpuset +pids",
+            "{level}"
+        );
     }
     let leaf = root.join("ci/jobs/husk-2");
     assert_eq!(read(leaf.join("memory.max")), (64u64 << 20).to_string());
-    assert_eq!(read(leaf.join("memory.swap.max")), (32u64 << 20).to_string());
+    assert_eq!(
+        read(leaf.join("memory.swap.max")),
+        (32u64 << 20).to_string()
+    );
     assert_eq!(read(leaf.join("cpu.max")), "50000 100000");
     assert_eq!(read(leaf.join("cpu.weight")), v2::weight(512).to_string());
     assert_eq!(read(leaf.join("cpuset.cpus")), "0");
     assert_eq!(read(leaf.join("pids.max")), "64");
-    fs::write(leaf.join("memory.events"), "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n").unwrap();
+    fs::write(
+        leaf.join("memory.events"),
+        "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n",
+    )
+    .unwrap();
     assert_eq!(cg.oom_kills(), 1);
     drop(cg);
-    assert!(!root.join("ci").exists(), "the parents made for the container are removed too");
+    assert!(
+        !root.join("ci").exists(),
+        "the parents made for the container are removed too"
+    );
     fs::remove_dir_all(root).unwrap();
 }
 
@@ -182,7 +261,15 @@ fn v2_weight_matches_runc() {
 fn no_limits_no_cgroup() {
     let root = temp_root();
     let layout = hybrid(&root);
-    assert!(Cgroup::create_with(Box::new(TempFs), &layout, &Limits::default(), None, "husk-3").unwrap().is_none());
+    assert!(Cgroup::create_with(
+        Box::new(TempFs),
+        &layout,
+        &Limits::default(),
+        None,
+        "husk-3"
+    )
+    .unwrap()
+    .is_none());
     fs::remove_dir_all(root).unwrap();
 }
 
@@ -193,8 +280,14 @@ fn a_failure_half_way_removes_what_was_made() {
     // cpuset.mems of the parent is unreadable: cpuset setup fails after the
     // memory and cpu cgroups were made.
     fs::remove_file(root.join("cpuset/cpuset.mems")).unwrap();
-    let err = Cgroup::create_with(Box::new(TempFs), &layout, &all_limits(), None, "husk-4").err().unwrap();
-    assert!(err.message.contains("cpuset.mems") && err.message.contains("ENOENT"), "{}", err.message);
+    let err = Cgroup::create_with(Box::new(TempFs), &layout, &all_limits(), None, "husk-4")
+        .err()
+        .unwrap();
+    assert!(
+        err.message.contains("cpuset.mems") && err.message.contains("ENOENT"),
+        "{}",
+        err.message
+    );
     for c in ["memory/process_api/abc", "cpu", "cpuset", "pids"] {
         assert!(!root.join(c).join("husk-4").exists(), "{c} left behind");
     }
@@ -212,7 +305,13 @@ fn a_missing_controller_is_named() {
         |p| fs::read_to_string(p).unwrap_or_default(),
     );
     drop(layout);
-    let err = Cgroup::create_with(Box::new(TempFs), &layout2, &all_limits(), None, "husk-5").err().unwrap();
-    assert!(err.message.contains("controller cpu is not available"), "{}", err.message);
+    let err = Cgroup::create_with(Box::new(TempFs), &layout2, &all_limits(), None, "husk-5")
+        .err()
+        .unwrap();
+    assert!(
+        err.message.contains("controller cpu is not available"),
+        "{}",
+        err.message
+    );
     fs::remove_dir_all(root).unwrap();
 }

@@ -8,7 +8,12 @@ use crate::spec::CPU_PERIOD_US;
 
 /// The files for `limits`, restricted to the controllers of one hierarchy,
 /// in the order they must be written.
-pub fn settings(limits: &Limits, controllers: &[&str], parent: &Path, fs: &dyn CgroupFs) -> Result<Vec<Setting>> {
+pub fn settings(
+    limits: &Limits,
+    controllers: &[&str],
+    parent: &Path,
+    fs: &dyn CgroupFs,
+) -> Result<Vec<Setting>> {
     let mut s = Vec::new();
     if controllers.contains(&"memory") {
         if let Some(m) = limits.memory {
@@ -37,7 +42,10 @@ pub fn settings(limits: &Limits, controllers: &[&str], parent: &Path, fs: &dyn C
             // A new v1 cpuset starts with no CPUs and no memory nodes, and
             // refuses tasks until both are set.
             s.push(Setting::new("cpuset.cpus", cpus));
-            s.push(Setting::new("cpuset.mems", read_trim(fs, &parent.join("cpuset.mems"))?));
+            s.push(Setting::new(
+                "cpuset.mems",
+                read_trim(fs, &parent.join("cpuset.mems"))?,
+            ));
         }
     }
     if controllers.contains(&"pids") {
@@ -53,11 +61,14 @@ pub fn inherit_cpuset(dir: &Path, parent: &Path, fs: &dyn CgroupFs) -> Result<()
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let value = read_trim(fs, &parent.join(file))?;
         let path = dir.join(file);
-        fs.write(&path, &value).map_err(|e| super::write_error(&path, &value, &e))?;
+        fs.write(&path, &value)
+            .map_err(|e| super::write_error(&path, &value, &e))?;
     }
     Ok(())
 }
 
 fn read_trim(fs: &dyn CgroupFs, path: &Path) -> Result<String> {
-    fs.read(path).map(|v| v.trim().to_string()).map_err(|e| Error::os(format_args!("read {}", path.display()), &e))
+    fs.read(path)
+        .map(|v| v.trim().to_string())
+        .map_err(|e| Error::os(format_args!("read {}", path.display()), &e))
 }

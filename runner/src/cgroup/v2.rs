@@ -51,8 +51,11 @@ pub fn weight(shares: u64) -> u64 {
 pub fn enable(dir: &Path, controllers: &[&str], fs: &dyn CgroupFs) -> Result<()> {
     let file = dir.join("cgroup.subtree_control");
     let enabled = fs.read(&file).unwrap_or_default();
-    let missing: Vec<String> =
-        controllers.iter().filter(|c| !enabled.split_whitespace().any(|e| e == **c)).map(|c| format!("+{c}")).collect();
+    let missing: Vec<String> = controllers
+        .iter()
+        .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+        .map(|c| format!("+{c}"))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -63,9 +66,15 @@ pub fn enable(dir: &Path, controllers: &[&str], fs: &dyn CgroupFs) -> Result<()>
                 "; cgroup v2 allows no processes in a cgroup whose children use controllers: \
                  give --cgroup-parent a cgroup of its own"
             }
-            Some(libc::ENOENT) | Some(libc::EINVAL) => "; the controller is not delegated to this cgroup",
+            Some(libc::ENOENT) | Some(libc::EINVAL) => {
+                "; the controller is not delegated to this cgroup"
+            }
             _ => "",
         };
-        Error::new(format!("enable {value} in {}: {}{hint}", file.display(), describe(&e)))
+        Error::new(format!(
+            "enable {value} in {}: {}{hint}",
+            file.display(),
+            describe(&e)
+        ))
     })
 }

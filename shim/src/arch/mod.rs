@@ -28,7 +28,14 @@ use rustix::io::Errno;
 pub fn execve(path: &CStr, argv: *const *const u8, envp: *const *const u8) -> Errno {
     // SAFETY: `path` is NUL-terminated; `argv` and `envp` are NULL-terminated
     // arrays of NUL-terminated strings (built by `ops::pointers`).
-    let ret = unsafe { imp::syscall3(__NR_execve as usize, path.as_ptr() as usize, argv as usize, envp as usize) };
+    let ret = unsafe {
+        imp::syscall3(
+            __NR_execve as usize,
+            path.as_ptr() as usize,
+            argv as usize,
+            envp as usize,
+        )
+    };
     Errno::from_raw_os_error(-ret as i32)
 }
 

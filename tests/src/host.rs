@@ -1,0 +1,165 @@
+//! What the host looks like from outside the containers: its mount table,
+//! husk's cgroup directories, the PID namespaces in use.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    mounts: Vec<String>,
+    cgroups: BTreeSet<PathBuf>,
+    pid_namespaces: BTreeSet<String>,
+}
+
+impl Snapshot {
+    pub fn take() -> Snapshot {
+        Snapshot {
+            mounts: mounts(),
+            cgroups: husk_cgroups(),
+            pid_namespaces: pid_namespaces(),
+        }
+    }
+
+    /// Ok if nothing was added (PID namespaces may also have gone).
+    pub fn same_as(&self, after: &Snapshot) -> Result<(), String> {
+        let mut errs = Vec::new();
+        if self.mounts != after.mounts {
+            let added: Vec<_> = after
+                .mounts
+                .iter()
+                .filter(|m| !self.mounts.contains(m))
+                .collect();
+            let gone: Vec<_> = self
+                .mounts
+                .iter()
+                .filter(|m| !after.mounts.contains(m))
+                .collect();
+            errs.push(format!(
+                "the host's mount table changed: added {added:#?}, removed {gone:#?}"
+            ));
+        }
+        let left: Vec<_> = after.cgroups.difference(&self.cgroups).collect();
+        if !left.is_empty() {
+            errs.push(format!("cgroups left behind: {left:?}"));
+        }
+        let ns: Vec<_> = after
+            .pid_namespaces
+            .difference(&self.pid_namespaces)
+            .collect();
+        if !ns.is_empty() {
+            errs.push(format!(
+                "processes left running in new PID namespaces: {ns:?}"
+            ));
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("\n"))
+        }
+    }
+}
+
+/// The host's mount table, without the fields that are not about what is
+/// mounted where.
+pub fn mounts() -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').skip(3).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// Mount points of every cgroup hierarchy, with their type.
+pub fn cgroup_mounts() -> Vec<(PathBuf, String, String)> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mountpoint = pre.split(' ').nth(4)?;
+            let mut post = post.split(' ');
+            let fstype = post.next()?;
+            let opts = post.nth(1)?;
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| {
+                (
+                    PathBuf::from(mountpoint),
+                    fstype.to_string(),
+                    opts.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Every cgroup directory named husk-*, in every hierarchy.
+pub fn husk_cgroups() -> BTreeSet<PathBuf> {
+    fn walk(dir: &Path, depth: u32, found: &mut BTreeSet<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with("husk-") {
+                found.insert(p.clone());
+            }
+            if depth < 8 {
+                walk(&p, depth + 1, found);
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    for (mp, _, _) in cgroup_mounts() {
+        walk(&mp, 0, &mut found);
+    }
+    found
+}
+
+fn pid_namespaces() -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
+                set.insert(link.to_string_lossy().into_owned());
+            }
+        }
+    }
+    set
+}
+
+/// The directory of `pid`'s cgroup in the hierarchy holding `controller`.
+pub fn cgroup_dir(pid: u32, controller: &str) -> Option<PathBuf> {
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let mounts = cgroup_mounts();
+    // v1 first: a controller bound to v1 is not in v2.
+    for line in cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, names, path) = (f.next()?, f.next()?, f.next()?);
+        if !names.split(',').any(|n| n == controller) {
+            continue;
+        }
+        let (mp, _, _) = mounts
+            .iter()
+            .find(|(_, t, o)| t == "cgroup" && o.split(',').any(|x| x == controller))?;
+        return Some(mp.join(path.trim_start_matches('/')));
+    }
+    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let (mp, _, _) = mounts.iter().find(|(_, t, _)| t == "cgroup2")?;
+    Some(mp.join(path.trim_start_matches('/')))
+}
+
+/// The children of `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}

@@ -1,0 +1,199 @@
+//! husk's container scenarios. Each drives the real runner as a user would,
+//! against a busybox rootfs, and checks from inside and outside. The same
+//! list runs under `cargo test` on the host (tests/host.rs) and as the
+//! static `husk-tests` program inside the VMs.
+//!
+//! Every scenario is also checked for what it leaves behind: the host's
+//! mount table, cgroup directories, and processes in other PID namespaces
+//! must be as they were before it ran.
+
+pub mod elf;
+pub mod host;
+pub mod rootfs;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The scenarios, in the order they run. One list: it makes both the
+/// `ALL` table and the host's #[test] functions.
+#[macro_export]
+macro_rules! for_each_scenario {
+    ($m:ident) => {
+        $m! {
+            pid_one_with_no_parent,
+            namespaces_differ_from_the_host,
+            hostname_env_and_workdir,
+            defaults_hostname_path_and_workdir,
+            proc_sys_and_dev_mount_options,
+            dev_nodes_are_the_right_devices,
+            devpts_is_a_new_instance,
+            only_lo_and_it_is_up,
+            net_host_shares_the_host_network,
+            old_root_is_unreachable,
+            exit_status_is_the_programs,
+            not_executable_is_126,
+            not_found_is_127,
+            stdin_reaches_an_interactive_shell,
+            sigint_to_the_runner_ends_pid_one_with_130,
+            caught_signals_are_forwarded,
+            memory_hog_is_killed_with_137,
+            under_the_memory_limit_runs,
+            pids_limit_stops_a_fork_loop,
+            cpu_quota_throttles,
+            cpuset_pins_the_container,
+            cgroup_parent_is_made_and_removed,
+            bad_input_is_one_line_and_leaves_nothing,
+            setup_failure_leaves_nothing,
+            non_root_is_refused,
+        }
+    };
+}
+
+macro_rules! table {
+    ($($name:ident),* $(,)?) => {
+        /// Every scenario with its name.
+        pub const ALL: &[(&str, fn(&Env) -> Result<(), String>)] = &[$((stringify!($name), scenarios::$name)),*];
+    };
+}
+for_each_scenario!(table);
+
+/// Where the runner and the rootfs are.
+pub struct Env {
+    pub runner: PathBuf,
+    pub rootfs: PathBuf,
+}
+
+/// What a run of the runner gave.
+#[derive(Debug)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    /// From $HUSK_RUNNER and $HUSK_ROOTFS (set by `cargo xtask test` and the
+    /// VM init), else the workspace's release build and target/husk-rootfs,
+    /// building the rootfs when it is missing.
+    pub fn from_env() -> Result<Env, String> {
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+        let runner = std::env::var_os("HUSK_RUNNER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target.join("release/runner"));
+        if !runner.exists() {
+            return Err(format!(
+                "{} is missing: build it with `cargo build --release` (or run `cargo xtask test`)",
+                runner.display()
+            ));
+        }
+        let rootfs = match std::env::var_os("HUSK_ROOTFS") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let dir = target.join("husk-rootfs");
+                static BUILD: Mutex<()> = Mutex::new(());
+                let _one_builder = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+                if !dir.join("bin/busybox").exists() {
+                    let busybox = rootfs::find_busybox(&target)?;
+                    rootfs::build(&dir, &busybox, &rootfs::applets(&busybox)?)?;
+                }
+                dir
+            }
+        };
+        Ok(Env { runner, rootfs })
+    }
+
+    pub fn command(&self, flags: &[&str], cmd: &[&str]) -> Command {
+        let mut c = Command::new(&self.runner);
+        c.arg("--rootfs")
+            .arg(&self.rootfs)
+            .args(flags)
+            .arg("--")
+            .args(cmd);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the runner with `flags` and the command `cmd`, and waits.
+    pub fn run(&self, flags: &[&str], cmd: &[&str]) -> Output {
+        output(&mut self.command(flags, cmd))
+    }
+
+    /// `run` of /bin/sh -c `script`.
+    pub fn sh(&self, flags: &[&str], script: &str) -> Output {
+        self.run(flags, &["/bin/sh", "-c", script])
+    }
+}
+
+pub fn output(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    Output {
+        status: out.status.code().unwrap_or_else(|| {
+            use std::os::unix::process::ExitStatusExt;
+            128 + out.status.signal().unwrap_or(0)
+        }),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl Output {
+    /// Ok if the status is `status`; else an error showing everything.
+    pub fn expect(&self, status: i32) -> Result<&Output, String> {
+        if self.status == status {
+            Ok(self)
+        } else {
+            Err(format!(
+                "exit status {} (wanted {status})\n{self}",
+                self.status
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--- status {}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `Err` with a message unless `cond`.
+pub fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), String> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg())
+    }
+}
+
+/// Scenarios share global state (mounts, cgroups), so they run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs one scenario with the leftover checks around it. Ok(None) when it
+/// passed, Ok(Some(reason)) when it was skipped.
+pub fn run_scenario(env: &Env, name: &str) -> Result<Option<String>, String> {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, f) = ALL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| format!("no scenario {name}"))?;
+    if !is_root() && name != "non_root_is_refused" {
+        return Ok(Some(
+            "needs root (containers cannot be made without it; CI runs as root)".into(),
+        ));
+    }
+    let before = host::Snapshot::take();
+    f(env)?;
+    let after = host::Snapshot::take();
+    before.same_as(&after).map(|()| None)
+}

@@ -1,0 +1,648 @@
+//! The scenarios. Each returns Err with what it saw when a check fails.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::{check, host, output, Env, Output};
+
+type R = Result<(), String>;
+
+fn lines(out: &Output) -> Vec<&str> {
+    out.stdout.lines().collect()
+}
+
+fn host_ns(name: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{name}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// One mount from a mountinfo text: (per-mount options, fstype, super options).
+fn mount_at<'a>(mountinfo: &'a str, mountpoint: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    mountinfo.lines().rev().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        (pre.get(4) == Some(&mountpoint))
+            .then(|| (pre[5], post[0], post.get(2).copied().unwrap_or("")))
+    })
+}
+
+fn has_opts(opts: &str, want: &[&str]) -> bool {
+    want.iter().all(|w| opts.split(',').any(|o| o == *w))
+}
+
+pub fn pid_one_with_no_parent(env: &Env) -> R {
+    let out = env.sh(&[], "echo $$; grep PPid /proc/1/status");
+    out.expect(0)?;
+    check(lines(&out) == ["1", "PPid:\t0"], || {
+        format!("not PID 1 with PPid 0\n{out}")
+    })
+}
+
+pub fn namespaces_differ_from_the_host(env: &Env) -> R {
+    let names = ["mnt", "uts", "ipc", "pid", "net", "cgroup"];
+    let out = env.sh(
+        &[],
+        "for n in mnt uts ipc pid net cgroup; do readlink /proc/1/ns/$n; done",
+    );
+    out.expect(0)?;
+    let inside = lines(&out);
+    check(inside.len() == names.len(), || {
+        format!("expected {} namespaces\n{out}", names.len())
+    })?;
+    for (name, ns) in names.iter().zip(inside) {
+        check(ns != host_ns(name) && ns.starts_with(name), || {
+            format!("{name} namespace is the host's: {ns}")
+        })?;
+    }
+    Ok(())
+}
+
+pub fn hostname_env_and_workdir(env: &Env) -> R {
+    let flags = [
+        "--hostname",
+        "box",
+        "-e",
+        "FOO=bar",
+        "-e",
+        "HOME=/tmp",
+        "-w",
+        "/tmp",
+    ];
+    // Not last: ash execs a script's last command, which would then be PID 1.
+    let script = "echo $FOO $HOME; hostname; pwd; cat /proc/1/cmdline; exit 0";
+    let out = env.sh(&flags, script);
+    out.expect(0)?;
+    let want = format!("bar /tmp\nbox\n/tmp\n/bin/sh\0-c\0{script}\0");
+    check(out.stdout == want, || format!("wanted {want:?}\n{out}"))
+}
+
+pub fn defaults_hostname_path_and_workdir(env: &Env) -> R {
+    let out = env.sh(
+        &[],
+        "hostname; pwd; echo $PATH; echo $HOME; env | grep -c .",
+    );
+    out.expect(0)?;
+    let l = lines(&out);
+    check(
+        l.get(..4)
+            == Some(
+                &[
+                    "husk",
+                    "/",
+                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    "/root",
+                ][..],
+            ),
+        || format!("unexpected defaults\n{out}"),
+    )
+}
+
+pub fn proc_sys_and_dev_mount_options(env: &Env) -> R {
+    let out = env.run(&[], &["cat", "/proc/self/mountinfo"]);
+    out.expect(0)?;
+    let mi = &out.stdout;
+    let want: [(&str, &str, &[&str], &[&str]); 6] = [
+        ("/proc", "proc", &["rw", "nosuid", "nodev", "noexec"], &[]),
+        ("/sys", "sysfs", &["ro", "nosuid", "nodev", "noexec"], &[]),
+        (
+            "/dev",
+            "tmpfs",
+            &["rw", "nosuid"],
+            &["mode=755", "size=65536k"],
+        ),
+        (
+            "/dev/pts",
+            "devpts",
+            &["nosuid", "noexec"],
+            &["mode=620", "ptmxmode=666", "gid=5"],
+        ),
+        // tmpfs shows its mode only when it is not the default 1777
+        // (dev_nodes_are_the_right_devices checks it).
+        (
+            "/dev/shm",
+            "tmpfs",
+            &["nosuid", "nodev", "noexec"],
+            &["size=65536k"],
+        ),
+        ("/dev/mqueue", "mqueue", &["nosuid", "nodev", "noexec"], &[]),
+    ];
+    for (mp, fstype, opts, sopts) in want {
+        let (o, t, s) = mount_at(mi, mp).ok_or_else(|| format!("nothing mounted on {mp}\n{mi}"))?;
+        check(
+            t == fstype && has_opts(o, opts) && has_opts(s, sopts),
+            || format!("{mp}: {t} {o} {s}; wanted {fstype} {opts:?} {sopts:?}"),
+        )?;
+    }
+    let (o, _, _) = mount_at(mi, "/dev").unwrap();
+    check(!o.split(',').any(|x| x == "nodev"), || {
+        "/dev must allow device nodes".into()
+    })
+}
+
+pub fn dev_nodes_are_the_right_devices(env: &Env) -> R {
+    let script =
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T' /dev/$d; done; \
+                  for l in fd stdin stdout stderr ptmx; do echo $l $(readlink /dev/$l); done; \
+                  echo x > /dev/null && head -c 5 /dev/zero | wc -c; stat -c %a /dev/shm";
+    let out = env.sh(&[], script);
+    out.expect(0)?;
+    let want = [
+        "/dev/null character special file 1:3",
+        "/dev/zero character special file 1:5",
+        "/dev/full character special file 1:7",
+        "/dev/random character special file 1:8",
+        "/dev/urandom character special file 1:9",
+        "/dev/tty character special file 5:0",
+        "fd /proc/self/fd",
+        "stdin /proc/self/fd/0",
+        "stdout /proc/self/fd/1",
+        "stderr /proc/self/fd/2",
+        "ptmx pts/ptmx",
+        "5",
+        "1777",
+    ];
+    check(lines(&out) == want, || format!("wanted {want:#?}\n{out}"))
+}
+
+pub fn devpts_is_a_new_instance(env: &Env) -> R {
+    // Give the host a pty of its own, which a shared devpts would show.
+    // SAFETY: plain libc calls; the fd is closed below.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
+    check(master >= 0, || "posix_openpt on the host failed".into())?;
+    // SAFETY: as above.
+    unsafe {
+        libc::grantpt(master);
+        libc::unlockpt(master);
+    }
+    let out = env.run(&[], &["ls", "/dev/pts"]);
+    // SAFETY: our own fd.
+    unsafe { libc::close(master) };
+    out.expect(0)?;
+    check(lines(&out) == ["ptmx"], || {
+        format!("/dev/pts shows more than its own ptmx\n{out}")
+    })
+}
+
+pub fn only_lo_and_it_is_up(env: &Env) -> R {
+    let out = env.sh(&[], "ls /sys/class/net; cat /sys/class/net/lo/flags; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok");
+    out.expect(0)?;
+    let l = lines(&out);
+    let up = l
+        .get(1)
+        .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & 1 == 1);
+    check(
+        l.first() == Some(&"lo") && up && l.get(2) == Some(&"ping-ok") && l.len() == 3,
+        || format!("wanted only lo, up, answering\n{out}"),
+    )
+}
+
+pub fn net_host_shares_the_host_network(env: &Env) -> R {
+    let out = env.run(&["--net", "host"], &["readlink", "/proc/1/ns/net"]);
+    out.expect(0)?;
+    check(out.stdout.trim() == host_ns("net"), || {
+        format!("--net host is not the host's namespace\n{out}")
+    })
+}
+
+pub fn old_root_is_unreachable(env: &Env) -> R {
+    let out = env.run(&[], &["cat", "/proc/self/mountinfo"]);
+    out.expect(0)?;
+    let allowed = [
+        "/",
+        "/proc",
+        "/dev",
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+    ];
+    for l in out.stdout.lines() {
+        let mp = l.split(' ').nth(4).unwrap_or("");
+        check(allowed.contains(&mp), || {
+            format!("unexpected mount {mp} inside: the old root or a host mount shows\n{out}")
+        })?;
+    }
+    check(out.stdout.lines().count() == allowed.len(), || {
+        format!("wanted exactly {allowed:?}\n{out}")
+    })
+}
+
+pub fn exit_status_is_the_programs(env: &Env) -> R {
+    for (script, status) in [
+        ("true", 0),
+        ("false", 1),
+        ("exit 42", 42),
+        ("exit 255", 255),
+    ] {
+        let out = env.sh(&[], script);
+        out.expect(status)?;
+        check(out.stderr.is_empty(), || {
+            format!("runner printed on success\n{out}")
+        })?;
+    }
+    Ok(())
+}
+
+fn one_error_line(out: &Output, status: i32, want: &str) -> R {
+    out.expect(status)?;
+    let l: Vec<&str> = out.stderr.lines().collect();
+    check(
+        l.len() == 1
+            && l[0].starts_with("runner: ")
+            && l[0].contains(want)
+            && out.stdout.is_empty(),
+        || format!("wanted one line \"runner: ...{want}...\"\n{out}"),
+    )
+}
+
+pub fn not_executable_is_126(env: &Env) -> R {
+    one_error_line(
+        &env.run(&[], &["/etc/passwd"]),
+        126,
+        "exec /etc/passwd: EACCES (Permission denied)",
+    )?;
+    one_error_line(&env.run(&[], &["/tmp"]), 126, "exec /tmp: EACCES")
+}
+
+pub fn not_found_is_127(env: &Env) -> R {
+    one_error_line(
+        &env.run(&[], &["no-such-command"]),
+        127,
+        "exec no-such-command: not found in the container's PATH",
+    )?;
+    one_error_line(&env.run(&[], &["/no/such"]), 127, "exec /no/such: ENOENT")?;
+    one_error_line(
+        &env.run(&["-e", "PATH=/usr/bin"], &["sh"]),
+        127,
+        "not found",
+    )
+}
+
+pub fn stdin_reaches_an_interactive_shell(env: &Env) -> R {
+    use std::io::Write;
+    let mut cmd = env.command(&[], &["/bin/sh"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo pid=$$\nexit 3\n")
+        .map_err(|e| e.to_string())?;
+    let out = wait_output(child, Duration::from_secs(20))?;
+    out.expect(3)?;
+    check(out.stdout == "pid=1\n", || format!("wanted pid=1\n{out}"))
+}
+
+/// A running container whose script printed "ready".
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(env: &Env, flags: &[&str], script: &str) -> Result<Running, String> {
+        let mut cmd = env.command(flags, &["/bin/sh", "-c", script]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut r = Running { child, lines };
+        match r.lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(l) if l == "ready" => Ok(r),
+            other => {
+                let _ = r.child.kill();
+                let out = wait_output(r.child, Duration::from_secs(5))?;
+                Err(format!("container did not get ready: {other:?}\n{out}"))
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The container's PID 1, as the host sees it.
+    fn pid1(&self) -> Result<u32, String> {
+        host::children(self.pid())
+            .first()
+            .copied()
+            .ok_or_else(|| "the runner has no child".into())
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// Waits for the runner; the rest of stdout is appended.
+    fn finish(self, timeout: Duration) -> Result<Output, String> {
+        let mut out = wait_output(self.child, timeout)?;
+        out.stdout = self.lines.try_iter().map(|l| l + "\n").collect::<String>() + &out.stdout;
+        Ok(out)
+    }
+}
+
+/// Waits for `child`, killing it after `timeout`, so a hang fails the
+/// scenario instead of the whole run.
+fn wait_output(mut child: Child, timeout: Duration) -> Result<Output, String> {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "the runner was still running after {timeout:?}; killed\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let status = out.status.code().unwrap_or(-1);
+    Ok(Output {
+        status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+pub fn sigint_to_the_runner_ends_pid_one_with_130(env: &Env) -> R {
+    // sleep has no handler, and the kernel drops such signals for a PID
+    // namespace's init: the runner must end it itself.
+    let r = Running::start(env, &[], "echo ready; exec sleep 60")?;
+    r.signal(libc::SIGINT);
+    let out = r.finish(Duration::from_secs(20))?;
+    out.expect(130).map(drop)
+}
+
+pub fn caught_signals_are_forwarded(env: &Env) -> R {
+    let script = "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; echo ready; \
+                  while :; do sleep 0.05; done";
+    let r = Running::start(env, &[], script)?;
+    r.signal(libc::SIGUSR1);
+    match r.lines.recv_timeout(Duration::from_secs(10)) {
+        Ok(l) if l == "got-usr1" => {}
+        other => return Err(format!("SIGUSR1 was not forwarded: {other:?}")),
+    }
+    r.signal(libc::SIGTERM);
+    let out = r.finish(Duration::from_secs(20))?;
+    out.expect(7)?;
+    check(out.stdout.contains("got-term"), || {
+        format!("SIGTERM was not forwarded\n{out}")
+    })
+}
+
+pub fn memory_hog_is_killed_with_137(env: &Env) -> R {
+    let out = env.run(
+        &["--memory", "32M"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"],
+    );
+    out.expect(137)?;
+    check(out.stderr.contains("memory limit (32 MiB)"), || {
+        format!("the runner did not say the memory limit was hit\n{out}")
+    })
+}
+
+pub fn under_the_memory_limit_runs(env: &Env) -> R {
+    let out = env.run(
+        &["--memory", "64M"],
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=4"],
+    );
+    out.expect(0).map(drop)
+}
+
+pub fn pids_limit_stops_a_fork_loop(env: &Env) -> R {
+    // The fork loop runs in a child shell, which dies when a fork fails;
+    // its sleeps stay. Counting uses builtins only, needing no fork.
+    let script = "sh -c 'i=0; while [ $i -lt 40 ]; do sleep 10 & i=$((i+1)); done; echo looped-to-the-end' 2>/dev/null; \
+                  echo inner=$?; n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo $n";
+    let out = env.sh(&["--pids", "8"], script);
+    out.expect(0)?;
+    let l = lines(&out);
+    let n: u32 = l
+        .get(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("no count\n{out}"))?;
+    check(l[0] != "inner=0" && (2..=8).contains(&n), || {
+        format!("{n} processes under --pids 8\n{out}")
+    })
+}
+
+pub fn cpu_quota_throttles(env: &Env) -> R {
+    let r = Running::start(
+        env,
+        &["--cpus", "0.1"],
+        "echo ready; timeout 3 sh -c 'while :; do :; done'; true",
+    )?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let dir = host::cgroup_dir(r.pid1()?, "cpu").ok_or("no cpu cgroup for the container")?;
+    let stat =
+        fs::read_to_string(dir.join("cpu.stat")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let out = r.finish(Duration::from_secs(20))?;
+    out.expect(0)?;
+    let throttled: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("nr_throttled "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    check(throttled > 0, || {
+        format!("no throttling in {}/cpu.stat:\n{stat}", dir.display())
+    })
+}
+
+pub fn cpuset_pins_the_container(env: &Env) -> R {
+    let out = env.sh(
+        &["--cpuset", "0"],
+        "grep Cpus_allowed_list /proc/self/status",
+    );
+    out.expect(0)?;
+    check(out.stdout.trim().ends_with("\t0"), || {
+        format!("not pinned to CPU 0\n{out}")
+    })
+}
+
+pub fn cgroup_parent_is_made_and_removed(env: &Env) -> R {
+    let r = Running::start(
+        env,
+        &["--cgroup-parent", "/husk-test-parent/inner", "--pids", "16"],
+        "echo ready; sleep 60",
+    )?;
+    let dir = host::cgroup_dir(r.pid1()?, "pids").ok_or("no pids cgroup for the container")?;
+    let want = format!("husk-test-parent/inner/husk-{}", r.pid());
+    r.signal(libc::SIGTERM);
+    let out = r.finish(Duration::from_secs(20))?;
+    out.expect(143)?;
+    check(dir.ends_with(&want), || {
+        format!(
+            "the container's cgroup is {}, not under {want}",
+            dir.display()
+        )
+    })?;
+    // The leftover check after the scenario makes sure the parents are gone.
+    check(!dir.exists(), || format!("{} still exists", dir.display()))
+}
+
+pub fn bad_input_is_one_line_and_leaves_nothing(env: &Env) -> R {
+    let file = env.rootfs.join("etc/passwd");
+    let file = file.to_str().unwrap();
+    let cases: &[(&[&str], &[&str], i32, &str)] = &[
+        (
+            &["--rootfs", "/no/such/dir"],
+            &["sh"],
+            125,
+            "--rootfs /no/such/dir: ENOENT",
+        ),
+        (&["--rootfs", file], &["sh"], 125, "not a directory"),
+        (
+            &["-w", "tmp"],
+            &["sh"],
+            125,
+            "--workdir tmp: must be an absolute path",
+        ),
+        (
+            &["-w", "/no/such", "--memory", "32M"],
+            &["sh"],
+            125,
+            "chdir /no/such: ENOENT",
+        ),
+        (
+            &["--memory", "32M", "--pids", "9"],
+            &["no-such-command"],
+            127,
+            "not found",
+        ),
+        (&["--memory", "12Q"], &["sh"], 125, "--memory 12Q"),
+        (&["--memory", "64"], &["sh"], 125, "--memory 64"),
+        (
+            &["--memory-swap", "1G"],
+            &["sh"],
+            125,
+            "--memory-swap needs --memory",
+        ),
+        (
+            &["--memory", "64M", "--memory-swap", "32M"],
+            &["sh"],
+            125,
+            "smaller than --memory",
+        ),
+        (&["--cpus", "-1"], &["sh"], 125, "--cpus -1"),
+        (&["--cpus", "lots"], &["sh"], 125, "--cpus lots"),
+        (&["--cpus", "4096"], &["sh"], 125, "CPUs online"),
+        (
+            &["--cpuset", "99"],
+            &["sh"],
+            125,
+            "--cpuset 99: CPU 99 is not online",
+        ),
+        (&["--cpuset", "1-0"], &["sh"], 125, "--cpuset 1-0"),
+        (&["--pids", "0"], &["sh"], 125, "--pids 0"),
+        (&["--cpu-shares", "1"], &["sh"], 125, "--cpu-shares 1"),
+        (&["--net", "bridge"], &["sh"], 125, "--net bridge"),
+        (
+            &["--hostname", "no spaces"],
+            &["sh"],
+            125,
+            "--hostname no spaces",
+        ),
+        (
+            &["--cgroup-parent", "../escape", "--pids", "4"],
+            &["sh"],
+            125,
+            "--cgroup-parent ../escape",
+        ),
+        (
+            &["--shim", "/no/such/shim"],
+            &["sh"],
+            125,
+            "shim /no/such/shim: ENOENT",
+        ),
+        (
+            &["--frobnicate"],
+            &["sh"],
+            125,
+            "Unrecognized argument: --frobnicate",
+        ),
+        (&[], &[], 125, "no command given"),
+    ];
+    for (flags, cmd, status, want) in cases {
+        let mut c = std::process::Command::new(&env.runner);
+        if !flags.contains(&"--rootfs") {
+            c.arg("--rootfs").arg(&env.rootfs);
+        }
+        c.args(*flags);
+        if !cmd.is_empty() {
+            c.arg("--").args(*cmd);
+        }
+        let out = output(&mut c);
+        one_error_line(&out, *status, want).map_err(|e| format!("{flags:?} {cmd:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub fn setup_failure_leaves_nothing(env: &Env) -> R {
+    // A rootfs whose /proc is a file: the shim fails half-way, after the
+    // cgroup, /dev and the binds are made.
+    let dir = std::env::temp_dir().join(format!("husk-bad-rootfs-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("bin")).map_err(|e| e.to_string())?;
+    fs::copy(env.rootfs.join("bin/busybox"), dir.join("bin/busybox")).map_err(|e| e.to_string())?;
+    fs::write(dir.join("proc"), "not a directory").map_err(|e| e.to_string())?;
+    let mut c = std::process::Command::new(&env.runner);
+    c.arg("--rootfs").arg(&dir).args([
+        "--memory",
+        "32M",
+        "--pids",
+        "8",
+        "--",
+        "/bin/busybox",
+        "true",
+    ]);
+    let out = output(&mut c);
+    let _ = fs::remove_dir_all(&dir);
+    let want = format!("mount proc on {}/proc: ENOTDIR", dir.display());
+    one_error_line(&out, 125, &want)
+}
+
+pub fn non_root_is_refused(env: &Env) -> R {
+    let mut c = env.command(&[], &["true"]);
+    if crate::is_root() {
+        c.uid(65534).gid(65534);
+    }
+    let out = output(&mut c);
+    // The runner must be reachable by nobody for this to mean anything.
+    check(
+        !out.stderr.contains("Permission denied") || Path::new(&env.runner).exists(),
+        || out.to_string(),
+    )?;
+    one_error_line(
+        &out,
+        125,
+        "must be run as root: rootless mode is not available yet",
+    )
+}
