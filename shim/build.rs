@@ -14,6 +14,8 @@ fn main() {
             "-Wl,--build-id=none",
             "-Wl,-z,norelro",
             "-Wl,-z,noexecstack",
+            // Always: symbols are of no use in a 5 KiB program.
+            "-Wl,--strip-all",
         ]
     } else {
         // The musl targets link with rust-lld directly (see .cargo/config.toml).
@@ -27,6 +29,7 @@ fn main() {
             "norelro",
             "-z",
             "noexecstack",
+            "--strip-all",
         ]
     };
     for arg in args {

@@ -334,10 +334,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
-#[cfg(feature = "encode")]
+#[cfg(any(test, feature = "encode"))]
 pub use encode::Encoder;
 
-#[cfg(feature = "encode")]
+#[cfg(any(test, feature = "encode"))]
 mod encode {
     use super::*;
     extern crate alloc;
@@ -459,7 +459,7 @@ mod encode {
     }
 }
 
-#[cfg(all(test, feature = "encode"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::vec::Vec;

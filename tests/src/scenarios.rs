@@ -351,6 +351,20 @@ impl Running {
             .ok_or_else(|| "the runner has no child".into())
     }
 
+    /// Waits until PID 1's argv[0] is `name`.
+    fn wait_for_pid1(&self, name: &str) -> R {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            let pid1 = self.pid1()?;
+            let cmdline = fs::read(format!("/proc/{pid1}/cmdline")).unwrap_or_default();
+            if cmdline.split(|b| *b == 0).next() == Some(name.as_bytes()) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(format!("PID 1 did not become {name}"))
+    }
+
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(self.pid() as i32, sig) };
@@ -396,6 +410,8 @@ pub fn sigint_to_the_runner_ends_pid_one_with_130(env: &Env) -> R {
     // sleep has no handler, and the kernel drops such signals for a PID
     // namespace's init: the runner must end it itself.
     let r = Running::start(env, &[], "echo ready; exec sleep 60")?;
+    // Until the exec, PID 1 is the shell, whose handler would take the signal.
+    r.wait_for_pid1("sleep")?;
     r.signal(libc::SIGINT);
     let out = r.finish(Duration::from_secs(20))?;
     out.expect(130).map(drop)
@@ -495,6 +511,7 @@ pub fn cgroup_parent_is_made_and_removed(env: &Env) -> R {
     )?;
     let dir = host::cgroup_dir(r.pid1()?, "pids").ok_or("no pids cgroup for the container")?;
     let want = format!("husk-test-parent/inner/husk-{}", r.pid());
+    r.wait_for_pid1("sleep")?;
     r.signal(libc::SIGTERM);
     let out = r.finish(Duration::from_secs(20))?;
     out.expect(143)?;
