@@ -53,7 +53,7 @@ pub struct Args {
     #[argh(option)]
     pub net: Option<String>,
 
-    /// cgroup under which the container's is made, as a path from the hierarchy's root (default: the runner's own)
+    /// cgroup under which the container's is made, as a path from the hierarchy's root (default: the runner's own; on v2 its nearest ancestor without processes)
     #[argh(option)]
     pub cgroup_parent: Option<String>,
 

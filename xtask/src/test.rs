@@ -1,5 +1,8 @@
 //! cargo xtask test: every test, against one release build.
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
 use argh::FromArgs;
 
 /// run all tests: unit tests and the container scenarios (as root) against the release runner
@@ -18,11 +21,48 @@ pub fn main(args: Args) -> crate::Result {
         crate::rootfs::build(&rootfs, None)?;
     }
     println!("xtask: cargo test --release --workspace");
-    crate::run(
-        crate::cargo()
-            .args(["test", "--release", "--workspace"])
-            .args(&args.rest)
-            .env("HUSK_RUNNER", &runner)
-            .env("HUSK_ROOTFS", &rootfs),
-    )
+    let mut child = crate::cargo()
+        .args(["test", "--release", "--workspace"])
+        .args(&args.rest)
+        .env("HUSK_RUNNER", &runner)
+        .env("HUSK_ROOTFS", &rootfs)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run cargo test: {e}"))?;
+    // Pass the output through, adding up cargo's per-binary result lines
+    // into one closing line for the whole run.
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count(rest, " passed");
+            failed += count(rest, " failed");
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("wait for cargo test: {e}"))?;
+    println!("tests: {passed} passed, {failed} failed");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed: {status}"))
+    }
+}
+
+/// The number before `what` in "ok. 25 passed; 0 failed; ...".
+fn count(result: &str, what: &str) -> u32 {
+    result
+        .split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(what.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -163,11 +163,10 @@ impl Cgroup {
             memory: None,
         };
         for (h, controllers) in groups {
-            let rel = parent.unwrap_or(&h.own).trim_matches('/');
-            let parent_dir = if rel.is_empty() {
-                h.mountpoint.clone()
-            } else {
-                h.mountpoint.join(rel)
+            let parent_dir = match parent {
+                Some(p) => h.mountpoint.join(p.trim_matches('/')),
+                None if h.version == Version::V2 => v2::default_parent(h, cg.fs.as_ref()),
+                None => h.mountpoint.join(h.own.trim_matches('/')),
             };
             cg.make_parents(h, &parent_dir, &controllers)?;
             let leaf = parent_dir.join(name);

@@ -251,6 +251,75 @@ fn v2_enables_controllers_at_every_level() {
 }
 
 #[test]
+fn v2_goes_above_a_cgroup_that_holds_processes() {
+    let root = temp_root();
+    let layout = v2(&root, "/user.slice/session-1.scope");
+    fs::write(
+        root.join("user.slice/session-1.scope/cgroup.procs"),
+        "77\n4242\n",
+    )
+    .unwrap();
+    let limits = Limits {
+        pids: Some(5),
+        ..Limits::default()
+    };
+    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, None, "husk-6")
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(root.join("user.slice/husk-6/pids.max")), "5");
+    assert_eq!(
+        read(root.join("user.slice/cgroup.subtree_control")),
+        "+pids"
+    );
+    drop(cg);
+    assert!(!root.join("user.slice/husk-6").exists());
+    fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn v1_only_with_cpu_and_cpuacct_together() {
+    let root = temp_root();
+    let mut mi = String::new();
+    for (i, c) in ["cpu,cpuacct", "memory"].iter().enumerate() {
+        fs::create_dir_all(root.join(c).join("job")).unwrap();
+        mi += &mountinfo_line(
+            i as u32 + 30,
+            "/",
+            &root.join(c),
+            "cgroup",
+            &format!("rw,{c}"),
+        );
+    }
+    let layout = Layout::parse(&mi, "2:cpu,cpuacct:/job\n1:memory:/job\n", |_| {
+        String::new()
+    });
+    assert_eq!(layout.describe(), "v1");
+    let limits = Limits {
+        memory: Some(8 << 20),
+        memory_swap: Some(None),
+        cpu_quota_us: Some(150_000),
+        ..Limits::default()
+    };
+    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, None, "husk-7")
+        .unwrap()
+        .unwrap();
+    let cpu = root.join("cpu,cpuacct/job/husk-7");
+    assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "150000");
+    let mem = root.join("memory/job/husk-7");
+    assert_eq!(
+        read(mem.join("memory.limit_in_bytes")),
+        (8u64 << 20).to_string()
+    );
+    assert!(
+        !mem.join("memory.memsw.limit_in_bytes").exists(),
+        "--memory-swap -1 leaves swap unlimited"
+    );
+    drop(cg);
+    assert!(!cpu.exists() && !mem.exists());
+    fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
 fn v2_weight_matches_runc() {
     assert_eq!(v2::weight(2), 1);
     assert_eq!(v2::weight(1024), 39);

@@ -1,9 +1,9 @@
 //! cgroup v2: one unified hierarchy; controllers are enabled level by level
 //! through cgroup.subtree_control.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{CgroupFs, Limits, Setting};
+use super::{CgroupFs, Hierarchy, Limits, Setting};
 use crate::error::{describe, Error, Result};
 use crate::spec::CPU_PERIOD_US;
 
@@ -45,6 +45,23 @@ pub fn settings(limits: &Limits, controllers: &[&str]) -> Vec<Setting> {
 /// crun map them.
 pub fn weight(shares: u64) -> u64 {
     1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
+}
+
+/// Where the container's cgroup goes by default. v2 lets no cgroup both
+/// hold processes and give its children controllers, and the runner itself
+/// sits in its own cgroup; so the container goes under the nearest ancestor
+/// that holds no processes (on systemd hosts the slice above the session
+/// scope), or the root, which is exempt.
+pub fn default_parent(h: &Hierarchy, fs: &dyn CgroupFs) -> PathBuf {
+    let mut dir = h.mountpoint.join(h.own.trim_matches('/'));
+    while dir != h.mountpoint {
+        let procs = fs.read(&dir.join("cgroup.procs")).unwrap_or_default();
+        if procs.trim().is_empty() {
+            break;
+        }
+        dir.pop();
+    }
+    dir
 }
 
 /// Makes sure `dir`'s children can use `controllers`.
