@@ -1,4 +1,25 @@
-//! fd hygiene: nothing the runner inherited leaks into a container.
+//! fd hygiene: nothing the runner inherited leaks into a container, and the
+//! fds the child needs stay out of the way of the numbers it moves them to.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// A close-on-exec copy of `fd` numbered above the shim's fds 3 and 4 (the
+/// child dup2s onto those, which would close anything already there).
+pub fn above_shim_fds(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd that we then own.
+    let new = unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_DUPFD_CLOEXEC,
+            shim::report::REPORT_FD + 1,
+        )
+    };
+    if new < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
 
 /// Marks every fd from `first` up close-on-exec.
 pub fn cloexec_from(first: u32) {

@@ -6,13 +6,14 @@ mod cli;
 mod error;
 mod fds;
 mod plan;
+mod shim;
 mod signals;
 mod spawn;
 mod spec;
 
+use ::shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
 use cgroup::{Cgroup, Layout};
 use error::{describe_errno, Error, Result, NOT_EXECUTABLE, NOT_FOUND};
-use shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
 
 fn main() {
     let status = match run() {
@@ -54,8 +55,9 @@ fn run() -> Result<i32> {
         Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?
     };
 
+    let shim = shim::Shim::open(&spec.shim)?;
     let mask = signals::block();
-    let mut container = spawn::clone_shim(&spec.shim, spec.new_net, &mask)?;
+    let mut container = spawn::clone_shim(&shim, spec.new_net, &mask)?;
     // In the cgroup before the shim does anything: nothing escapes accounting.
     if let Some(cg) = &cgroup {
         if let Err(e) = cg.join(container.pid as u32) {
@@ -90,7 +92,7 @@ fn setup_error(spec: &spec::Spec, plan: &plan::Plan, report: Report) -> Error {
     match report.step {
         STEP_EXEC_SHIM => Error::new(format!(
             "exec shim {}: {}",
-            spec.shim.display(),
+            spec.shim.describe(),
             describe_errno(errno)
         )),
         STEP_READ_PLAN => Error::new(format!("shim: read plan: {}", describe_errno(errno))),

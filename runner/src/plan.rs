@@ -192,7 +192,7 @@ mod tests {
             new_net,
             limits: Limits::default(),
             cgroup_parent: None,
-            shim: "/x".into(),
+            shim: crate::shim::Source::File("/x".into()),
         }
     }
 

@@ -1,15 +1,13 @@
 //! Starting the container: clone the shim into new namespaces, hand it the
 //! plan, and learn whether it reached exec.
 
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use shim::report::{Report, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM};
 
 use crate::error::{Error, Result};
+use crate::shim::Shim;
 use crate::signals::Mask;
 
 /// The container's PID 1 as the host sees it, and our ends of its pipes.
@@ -31,12 +29,10 @@ fn clone_flags(new_net: bool) -> libc::c_int {
         | libc::SIGCHLD
 }
 
-pub fn clone_shim(shim: &Path, new_net: bool, mask: &Mask) -> Result<Container> {
+pub fn clone_shim(shim: &Shim, new_net: bool, mask: &Mask) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
-    let path = CString::new(shim.as_os_str().as_bytes())
-        .map_err(|_| Error::new("shim path holds a NUL byte"))?;
     let argv = [c"husk-shim".as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
 
@@ -65,7 +61,7 @@ pub fn clone_shim(shim: &Path, new_net: bool, mask: &Mask) -> Result<Container> 
             child(
                 plan_r.as_raw_fd(),
                 report_w.as_raw_fd(),
-                &path,
+                shim,
                 &argv,
                 &envp,
                 &mask.empty,
@@ -81,7 +77,7 @@ pub fn clone_shim(shim: &Path, new_net: bool, mask: &Mask) -> Result<Container> 
 }
 
 /// A close-on-exec pipe whose fds are above 4: the child moves its ends to
-/// fds 3 and 4, and dup2 onto its own number would keep close-on-exec set.
+/// fds 3 and 4 (and dup2 onto its own number would keep close-on-exec set).
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let err = || Error::os("create pipe", &std::io::Error::last_os_error());
     let mut fds = [0; 2];
@@ -91,15 +87,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds were just created and are owned by nothing else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let high = |fd: OwnedFd| {
-        // SAFETY: F_DUPFD_CLOEXEC returns a new fd we then own.
-        let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, REPORT_FD + 1) };
-        if new < 0 {
-            return Err(err());
-        }
-        // SAFETY: as above.
-        Ok(unsafe { OwnedFd::from_raw_fd(new) })
-    };
+    let high = |fd| crate::fds::above_shim_fds(fd).map_err(|e| Error::os("create pipe", &e));
     Ok((high(r)?, high(w)?))
 }
 
@@ -108,7 +96,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 unsafe fn child(
     plan: i32,
     report: i32,
-    path: &CString,
+    shim: &Shim,
     argv: &[*const libc::c_char; 2],
     envp: &[*const libc::c_char; 1],
     empty: &libc::sigset_t,
@@ -120,7 +108,7 @@ unsafe fn child(
     // supervisor and its cgroup.
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     if libc::dup2(plan, PLAN_FD) == PLAN_FD && libc::dup2(report, REPORT_FD) == REPORT_FD {
-        libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        shim.exec(argv.as_ptr(), envp.as_ptr());
     }
     let errno = *libc::__errno_location() as u32;
     let record = Report {

@@ -28,7 +28,7 @@ pub struct Spec {
     pub new_net: bool,
     pub limits: Limits,
     pub cgroup_parent: Option<String>,
-    pub shim: PathBuf,
+    pub shim: crate::shim::Source,
 }
 
 /// Host facts the checks depend on, read once; a parameter so that tests
@@ -95,7 +95,7 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         ));
     }
     let rootfs = rootfs(args.rootfs.as_deref())?;
-    let shim = shim(args.shim.as_deref(), host)?;
+    let shim = crate::shim::Source::choose(args.shim.as_deref(), host.own_exe.as_deref())?;
     Ok(Spec {
         rootfs,
         hostname,
@@ -125,26 +125,6 @@ fn rootfs(arg: Option<&str>) -> Result<PathBuf> {
     }
     if path.as_os_str().as_bytes().contains(&0) {
         return Err(Error::new(format!("--rootfs {arg}: contains a NUL byte")));
-    }
-    Ok(path)
-}
-
-fn shim(arg: Option<&str>, host: &Host) -> Result<PathBuf> {
-    let path = match arg {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let exe = host.own_exe.as_ref().ok_or_else(|| {
-                Error::new(
-                    "cannot find the runner's own path to find husk-shim beside it; use --shim",
-                )
-            })?;
-            exe.with_file_name("husk-shim")
-        }
-    };
-    let meta = std::fs::metadata(&path)
-        .map_err(|e| Error::os(format_args!("shim {}", path.display()), &e))?;
-    if !meta.is_file() {
-        return Err(Error::new(format!("shim {}: not a file", path.display())));
     }
     Ok(path)
 }

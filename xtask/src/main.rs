@@ -1,5 +1,7 @@
 //! cargo xtask <task>: see `cargo xtask --help`.
 
+mod arch;
+mod dist;
 mod rootfs;
 mod run;
 mod test;
@@ -20,6 +22,7 @@ struct Xtask {
 #[argh(subcommand)]
 enum Task {
     Test(test::Args),
+    Dist(dist::Args),
     Rootfs(rootfs::Args),
     Run(run::Args),
 }
@@ -28,6 +31,7 @@ fn main() {
     let xtask: Xtask = argh::from_env();
     let result = match xtask.task {
         Task::Test(a) => test::main(a),
+        Task::Dist(a) => dist::main(a).map(drop),
         Task::Rootfs(a) => rootfs::main(a),
         Task::Run(a) => run::main(a),
     };
@@ -69,10 +73,14 @@ pub fn run(cmd: &mut Command) -> Result {
     }
 }
 
-/// The release runner and shim for this machine: the build the tests and
-/// the demo share.
+/// The release shim, and the runner with that shim inside, for this
+/// machine: the build the tests and the demo share.
 pub fn build_release() -> Result<PathBuf> {
-    println!("xtask: building the release runner and shim");
-    run(cargo().args(["build", "--release", "-p", "runner", "-p", "shim"]))?;
+    println!("xtask: building the release shim, then the runner with it inside");
+    run(cargo().args(["build", "--release", "-p", "shim"]))?;
+    let shim = target().join("release/husk-shim");
+    run(cargo()
+        .args(["build", "--release", "-p", "runner"])
+        .env("HUSK_EMBED_SHIM", &shim))?;
     Ok(target().join("release/runner"))
 }

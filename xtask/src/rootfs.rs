@@ -22,21 +22,15 @@ pub fn main(args: Args) -> crate::Result {
     build(&args.dir, args.arch.as_deref())
 }
 
-/// (our name, Debian's, QEMU's)
-const ARCHES: [(&str, &str, &str); 4] = [
-    ("x86_64", "amd64", "x86_64"),
-    ("aarch64", "arm64", "aarch64"),
-    ("armv7", "armhf", "arm"),
-    ("riscv64", "riscv64", "riscv64"),
-];
-
 pub fn build(dir: &Path, arch: Option<&str>) -> crate::Result {
-    let native = std::env::consts::ARCH;
-    let arch = arch.unwrap_or(native);
-    let &(_, deb, qemu) = ARCHES
-        .iter()
-        .find(|(a, _, _)| *a == arch)
-        .ok_or_else(|| format!("--arch {arch}: expected x86_64, aarch64, armv7 or riscv64"))?;
+    let native = crate::arch::native();
+    let arch = match arch {
+        Some(a) => crate::arch::find(a)?,
+        None => native,
+    };
+    let (deb, qemu) = (arch.debian, arch.qemu);
+    let arch = arch.name;
+    let native = native.name;
     let cache = crate::target().join("cache");
     let busybox = if arch == native {
         println!("xtask: looking for a static busybox (or fetching Debian's busybox-static)");

@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use argh::FromArgs;
 
-/// run all tests: unit tests and the container scenarios (as root) against the release runner
+/// run all tests: dist for every architecture (static, size budgets, qemu-user smoke), the unit tests, and the container scenarios (as root) against the x86_64 dist runner
 #[derive(FromArgs)]
 #[argh(subcommand, name = "test")]
 pub struct Args {
@@ -15,7 +15,14 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> crate::Result {
-    let runner = crate::build_release()?;
+    // The scenarios test what ships: this machine's dist runner.
+    let built = crate::dist::main(crate::dist::Args { target: Vec::new() })?;
+    let native = crate::arch::native().name;
+    let runner = built
+        .into_iter()
+        .find(|b| b.arch.name == native)
+        .map(|b| b.runner)
+        .ok_or("no native runner built")?;
     let rootfs = crate::target().join("husk-rootfs");
     if !rootfs.join("bin/busybox").exists() {
         crate::rootfs::build(&rootfs, None)?;

@@ -1,0 +1,131 @@
+//! Where the shim comes from: a file (`--shim`, or husk-shim beside the
+//! runner), or the copy compiled into the runner, run from a sealed memfd.
+//!
+//! The memfd is the fix for the class of runc's CVE-2019-5736: a container
+//! that reaches the shim's executable through /proc/PID/exe finds a sealed,
+//! anonymous copy it cannot write, not a file on the host.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+#[cfg(husk_embedded_shim)]
+const EMBEDDED: Option<&[u8]> = Some(include_bytes!(env!("HUSK_SHIM_PATH")));
+#[cfg(not(husk_embedded_shim))]
+const EMBEDDED: Option<&[u8]> = None;
+
+/// What the spec chose: a path, or the embedded copy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    File(PathBuf),
+    Embedded,
+}
+
+impl Source {
+    /// `--shim PATH`, else the embedded copy, else husk-shim beside the runner.
+    pub fn choose(arg: Option<&str>, own_exe: Option<&std::path::Path>) -> Result<Source> {
+        let path = match (arg, EMBEDDED) {
+            (Some(p), _) => PathBuf::from(p),
+            (None, Some(_)) => return Ok(Source::Embedded),
+            (None, None) => own_exe
+                .ok_or_else(|| {
+                    Error::new(
+                        "cannot find the runner's own path to find husk-shim beside it; use --shim",
+                    )
+                })?
+                .with_file_name("husk-shim"),
+        };
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| Error::os(format_args!("shim {}", path.display()), &e))?;
+        if !meta.is_file() {
+            return Err(Error::new(format!("shim {}: not a file", path.display())));
+        }
+        Ok(Source::File(path))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Embedded => "(embedded, from a sealed memfd)".into(),
+        }
+    }
+}
+
+/// The shim, ready for the child to exec.
+pub enum Shim {
+    Path(CString),
+    Memfd(OwnedFd),
+}
+
+impl Shim {
+    pub fn open(source: &Source) -> Result<Shim> {
+        match (source, EMBEDDED) {
+            (Source::File(p), _) => Ok(Shim::Path(
+                CString::new(p.as_os_str().as_bytes())
+                    .map_err(|_| Error::new("shim path holds a NUL byte"))?,
+            )),
+            (Source::Embedded, Some(bytes)) => sealed_memfd(bytes).map(Shim::Memfd),
+            (Source::Embedded, None) => {
+                Err(Error::new("this runner was built without an embedded shim"))
+            }
+        }
+    }
+
+    /// Execs the shim; returns only on failure, with errno set.
+    ///
+    /// # Safety
+    /// `argv` and `envp` are NULL-terminated arrays of C strings.
+    pub unsafe fn exec(&self, argv: *const *const libc::c_char, envp: *const *const libc::c_char) {
+        match self {
+            Shim::Path(p) => {
+                libc::execve(p.as_ptr(), argv, envp);
+            }
+            Shim::Memfd(fd) => {
+                // The fd is close-on-exec, which execveat allows for an ELF
+                // program (only a script would need it open).
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd.as_raw_fd(),
+                    c"".as_ptr(),
+                    argv,
+                    envp,
+                    libc::AT_EMPTY_PATH,
+                );
+            }
+        }
+    }
+}
+
+fn sealed_memfd(bytes: &[u8]) -> Result<OwnedFd> {
+    let err = |what: &str| {
+        Error::os(
+            format_args!("{what} for the embedded shim"),
+            &std::io::Error::last_os_error(),
+        )
+    };
+    // SAFETY: memfd_create takes a C string and flags; the fd is then ours.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"husk-shim".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(err("memfd_create"));
+    }
+    // SAFETY: a fresh fd owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut file, bytes)
+        .map_err(|e| Error::os("write the embedded shim to its memfd", &e))?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on our own fd.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(err("seal the memfd"));
+    }
+    crate::fds::above_shim_fds(OwnedFd::from(file))
+        .map_err(|e| Error::os("move the shim's memfd", &e))
+}
