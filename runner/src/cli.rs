@@ -57,6 +57,26 @@ pub struct Args {
     #[argh(option)]
     pub cgroup_parent: Option<String>,
 
+    /// add a capability to the default set (e.g. NET_ADMIN, or ALL; repeatable)
+    #[argh(option)]
+    pub cap_add: Vec<String>,
+
+    /// drop a capability from the set (e.g. NET_RAW, or ALL; repeatable)
+    #[argh(option)]
+    pub cap_drop: Vec<String>,
+
+    /// keep every capability, no seccomp filter, no masked or read-only paths, /sys writable
+    #[argh(switch)]
+    pub privileged: bool,
+
+    /// do not set no_new_privs (setuid programs then work inside)
+    #[argh(switch)]
+    pub allow_new_privs: bool,
+
+    /// seccomp: default (refuse syscalls a container has no business making) or unconfined
+    #[argh(option)]
+    pub seccomp: Option<String>,
+
     /// the shim to run inside the container (default: husk-shim beside this program)
     #[argh(option)]
     pub shim: Option<String>,

@@ -1,11 +1,13 @@
 //! husk's runner: checks everything, builds the plan, clones the shim into
 //! new namespaces, applies cgroup limits, supervises, cleans up, reports.
 
+mod caps;
 mod cgroup;
 mod cli;
 mod error;
 mod fds;
 mod plan;
+mod seccomp;
 mod shim;
 mod signals;
 mod spawn;
@@ -44,16 +46,11 @@ fn run() -> Result<i32> {
     let spec = spec::check(*args, &spec::Host::read())?;
     // Whatever we inherited must not reach the container (CVE-2024-21626).
     fds::cloexec_from(3);
-    let plan = plan::build(&spec);
-
-    let cgroup = if spec.limits.controllers().is_empty() {
-        None
-    } else {
-        let layout = Layout::detect()
-            .map_err(|e| Error::os("read /proc/self/mountinfo and /proc/self/cgroup", &e))?;
-        let name = format!("husk-{}", std::process::id());
-        Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?
-    };
+    let layout = Layout::detect()
+        .map_err(|e| Error::os("read /proc/self/mountinfo and /proc/self/cgroup", &e))?;
+    let plan = plan::build(&spec, &layout);
+    let name = format!("husk-{}", std::process::id());
+    let cgroup = Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?;
 
     let shim = shim::Shim::open(&spec.shim)?;
     let mask = signals::block();
@@ -113,6 +110,10 @@ fn setup_error(spec: &spec::Spec, plan: &plan::Plan, report: Report) -> Error {
             }
         }
         step => match plan.steps.get(step as usize) {
+            Some(what) if errno == libc::ELOOP => Error::new(format!(
+                "{what}: {}: husk refuses symlinks in the paths it mounts on inside the rootfs",
+                describe_errno(errno)
+            )),
             Some(what) => Error::new(format!("{what}: {}", describe_errno(errno))),
             None => Error::new(format!(
                 "shim: unknown step {step}: {}",

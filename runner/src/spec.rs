@@ -29,6 +29,20 @@ pub struct Spec {
     pub limits: Limits,
     pub cgroup_parent: Option<String>,
     pub shim: crate::shim::Source,
+    pub security: Security,
+    /// Tests only: make the shim fail before this step (HUSK_FAIL_AT_STEP).
+    pub fail_at_step: Option<usize>,
+}
+
+/// What the container may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Security {
+    /// Capabilities kept (bounding, permitted, effective).
+    pub caps: u64,
+    /// No masked or read-only paths, /sys writable.
+    pub privileged: bool,
+    pub no_new_privs: bool,
+    pub seccomp: bool,
 }
 
 /// Host facts the checks depend on, read once; a parameter so that tests
@@ -84,6 +98,21 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_default();
     let candidates = candidates(&args.command[0], &path)?;
+    let security = Security {
+        caps: crate::caps::keep(args.privileged, &args.cap_add, &args.cap_drop)?,
+        privileged: args.privileged,
+        no_new_privs: !args.allow_new_privs,
+        seccomp: match args.seccomp.as_deref() {
+            None => !args.privileged,
+            Some("default") => true,
+            Some("unconfined") => false,
+            Some(other) => {
+                return Err(Error::new(format!(
+                    "--seccomp {other}: expected default or unconfined"
+                )))
+            }
+        },
+    };
     if let Some(parent) = &args.cgroup_parent {
         check_cgroup_parent(parent)?;
     }
@@ -96,6 +125,9 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
     }
     let rootfs = rootfs(args.rootfs.as_deref())?;
     let shim = crate::shim::Source::choose(args.shim.as_deref(), host.own_exe.as_deref())?;
+    let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok());
     Ok(Spec {
         rootfs,
         hostname,
@@ -107,6 +139,8 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         limits,
         cgroup_parent: args.cgroup_parent,
         shim,
+        security,
+        fail_at_step,
     })
 }
 

@@ -86,10 +86,11 @@ fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report>
     unsafe { rustix::io::close(PLAN_FD) };
 
     let plan = Plan::new(body).map_err(malformed)?;
+    let mut state = ops::State::default();
     for (step, op) in plan.ops().enumerate() {
         // `Plan::new` validated every op.
         let op = op.map_err(malformed)?;
-        ops::run(&op).map_err(|e| Report {
+        ops::run(&mut state, &op).map_err(|e| Report {
             step: step as u32,
             errno: e.raw_os_error() as u32,
         })?;

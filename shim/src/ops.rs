@@ -2,53 +2,260 @@
 
 use core::ffi::CStr;
 use core::ptr::null_mut;
-use rustix::fs::{self, Mode, OFlags, CWD};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
 use rustix::mount::{self, MountFlags, UnmountFlags};
-use rustix::thread::UnshareFlags;
-use shim::plan::{Op, Strs};
+use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+use shim::plan::{ms, Op, Strs};
 
 use crate::arch;
 
-pub fn run(op: &Op<'_>) -> Result<(), Errno> {
+/// What the ops share: the root that paths in the root are resolved beneath.
+#[derive(Default)]
+pub struct State {
+    root: Option<OwnedFd>,
+}
+
+impl State {
+    fn root(&self) -> Result<BorrowedFd<'_>, Errno> {
+        // A plan that uses the root before binding it is malformed.
+        self.root.as_ref().map(|r| r.as_fd()).ok_or(Errno::BADF)
+    }
+}
+
+pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
     match *op {
         // SAFETY: the shim is single-threaded; no fd table is shared.
         Op::UnshareCgroup => unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWCGROUP) },
+        Op::Propagation { flags } => {
+            mount::mount(c"", c"/", c"", MountFlags::from_bits_retain(flags), None)
+        }
+        Op::BindRoot { path } => {
+            mount::mount(
+                path,
+                path,
+                c"",
+                MountFlags::from_bits_retain(ms::BIND | ms::REC),
+                None,
+            )?;
+            state.root = Some(fs::open(
+                path,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?);
+            Ok(())
+        }
         Op::Mount {
             source,
             target,
             fstype,
             flags,
             data,
-        } => {
+            optional,
+        } => optional_target(optional, || {
+            let target = open_in(state.root()?, target)?;
             let data = if data.is_empty() { None } else { Some(data) };
             mount::mount(
                 source,
-                target,
+                FdPath::new(&target).as_cstr(),
                 fstype,
                 MountFlags::from_bits_retain(flags),
                 data,
             )
+        }),
+        Op::Mkdir { path, mode } => {
+            let (dir, name) = open_parent_in(state.root()?, path)?;
+            match fs::mkdirat(&dir, name.as_cstr(), Mode::from_bits_retain(mode)) {
+                Err(Errno::EXIST) => Ok(()),
+                r => r,
+            }
         }
-        Op::Mkdir { path, mode } => match fs::mkdir(path, Mode::from_bits_retain(mode)) {
-            Err(Errno::EXIST) => Ok(()),
-            r => r,
-        },
         Op::Touch { path } => {
+            let (dir, name) = open_parent_in(state.root()?, path)?;
             let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            fs::openat(CWD, path, flags, Mode::from_bits_retain(0o644)).map(drop)
+            fs::openat(&dir, name.as_cstr(), flags, Mode::from_bits_retain(0o644)).map(drop)
         }
-        Op::Symlink { target, path } => fs::symlink(target, path),
+        Op::Symlink { target, path } => {
+            let (dir, name) = open_parent_in(state.root()?, path)?;
+            fs::symlinkat(target, &dir, name.as_cstr())
+        }
+        Op::MaskWithNull { target, optional } => optional_target(optional, || {
+            let root = state.root()?;
+            let null = open_in(root, c"dev/null")?;
+            let st = fs::fstat(&null)?;
+            let is_null = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+                && fs::major(st.st_rdev) == 1
+                && fs::minor(st.st_rdev) == 3;
+            if !is_null {
+                return Err(Errno::NODEV);
+            }
+            let target = open_in(root, target)?;
+            let flags = MountFlags::from_bits_retain(ms::BIND);
+            mount::mount(
+                FdPath::new(&null).as_cstr(),
+                FdPath::new(&target).as_cstr(),
+                c"",
+                flags,
+                None,
+            )
+        }),
+        Op::ReadOnly { path, optional } => optional_target(optional, || {
+            let root = state.root()?;
+            let at = open_in(root, path)?;
+            let at = FdPath::new(&at);
+            mount::mount(
+                at.as_cstr(),
+                at.as_cstr(),
+                c"",
+                MountFlags::from_bits_retain(ms::BIND | ms::REC),
+                None,
+            )?;
+            // Reopened: the old fd still names the mount underneath.
+            let top = open_in(root, path)?;
+            let flags = ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC;
+            mount::mount(
+                c"",
+                FdPath::new(&top).as_cstr(),
+                c"",
+                MountFlags::from_bits_retain(flags),
+                None,
+            )
+        }),
         Op::Hostname { name } => rustix::system::sethostname(name.to_bytes()),
         Op::LoopbackUp => loopback_up(),
-        Op::PivotRoot { path } => pivot_root(path),
+        Op::PivotRoot => {
+            // pivot_root(".", ".") stacks the old root on top of the new one,
+            // so no directory for it is needed in the rootfs; detaching it
+            // then leaves nothing of the host tree reachable.
+            rustix::process::fchdir(state.root()?)?;
+            rustix::process::pivot_root(c".", c".")?;
+            mount::unmount(c".", UnmountFlags::DETACH)?;
+            // No fd into the old tree may survive into the container.
+            state.root = None;
+            rustix::process::chdir(c"/")
+        }
         Op::Chdir { path } => rustix::process::chdir(path),
+        Op::Setsid => rustix::process::setsid().map(drop),
+        Op::NoNewPrivs => rustix::thread::set_no_new_privs(true),
+        Op::Seccomp { filter } => seccomp(filter),
+        Op::Capabilities { keep } => capabilities(keep),
+        Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)),
         Op::Exec {
             candidates,
             argv,
             envp,
         } => exec(candidates, argv, envp),
+    }
+}
+
+fn optional_target(optional: bool, f: impl FnOnce() -> Result<(), Errno>) -> Result<(), Errno> {
+    match f() {
+        Err(Errno::NOENT) if optional => Ok(()),
+        r => r,
+    }
+}
+
+/// Opens `path` beneath `root` as an O_PATH fd, one component at a time:
+/// a symlink anywhere is ELOOP and `..` is EXDEV, so the result is always
+/// inside the root, whatever the rootfs holds or a racing process does.
+fn open_in(root: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
+    let mut cur = fs::openat(
+        root,
+        c".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    for part in components(path) {
+        let name = Name::new(part?)?;
+        let next = fs::openat(
+            &cur,
+            name.as_cstr(),
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if FileType::from_raw_mode(fs::fstat(&next)?.st_mode) == FileType::Symlink {
+            return Err(Errno::LOOP);
+        }
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// The directory holding `path`'s last component (opened as `open_in`
+/// does), and that component.
+fn open_parent_in(root: BorrowedFd<'_>, path: &CStr) -> Result<(OwnedFd, Name), Errno> {
+    let bytes = path.to_bytes();
+    let (parent, last) = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&b""[..], bytes),
+    };
+    let mut buf = [0u8; 4096];
+    buf.get_mut(..parent.len() + 1).ok_or(Errno::NAMETOOLONG)?[..parent.len()]
+        .copy_from_slice(parent);
+    let parent = CStr::from_bytes_until_nul(&buf).map_err(|_| Errno::INVAL)?;
+    let name = Name::new(last)?;
+    Ok((open_in(root, parent)?, name))
+}
+
+fn components(path: &CStr) -> impl Iterator<Item = Result<&[u8], Errno>> {
+    path.to_bytes()
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| if c == b".." { Err(Errno::XDEV) } else { Ok(c) })
+}
+
+/// One path component, NUL-terminated.
+struct Name([u8; 256]);
+
+impl Name {
+    fn new(part: &[u8]) -> Result<Name, Errno> {
+        if part.is_empty() || part == b"." || part == b".." {
+            return Err(Errno::INVAL);
+        }
+        let mut buf = [0u8; 256];
+        buf.get_mut(..part.len())
+            .ok_or(Errno::NAMETOOLONG)?
+            .copy_from_slice(part);
+        if part.len() == 256 {
+            return Err(Errno::NAMETOOLONG);
+        }
+        Ok(Name(buf))
+    }
+    fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
+    }
+}
+
+/// "/proc/self/fd/N": mounting on (or from) this path acts on exactly the
+/// file the fd names, with no second lookup for a racer to redirect.
+struct FdPath([u8; 32]);
+
+impl FdPath {
+    fn new(fd: &OwnedFd) -> FdPath {
+        use rustix::fd::AsRawFd;
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 10];
+        let mut n = fd.as_raw_fd() as u32;
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for i in 0..len {
+            buf[prefix.len() + i] = digits[len - 1 - i];
+        }
+        FdPath(buf)
+    }
+    fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
     }
 }
 
@@ -67,16 +274,6 @@ pub fn alloc(len: usize) -> Result<&'static mut [u8], Errno> {
         )?;
         Ok(core::slice::from_raw_parts_mut(p.cast(), len))
     }
-}
-
-fn pivot_root(path: &CStr) -> Result<(), Errno> {
-    // pivot_root(".", ".") stacks the old root on top of the new one, so no
-    // directory for it is needed in the rootfs; detaching it then leaves
-    // nothing of the host tree reachable.
-    rustix::process::chdir(path)?;
-    rustix::process::pivot_root(c".", c".")?;
-    mount::unmount(c".", UnmountFlags::DETACH)?;
-    rustix::process::chdir(c"/")
 }
 
 fn loopback_up() -> Result<(), Errno> {
@@ -107,6 +304,78 @@ fn loopback_up() -> Result<(), Errno> {
         let ioctl =
             rustix::ioctl::Setter::<{ linux_raw_sys::ioctl::SIOCSIFFLAGS as _ }, _>::new(req);
         rustix::ioctl::ioctl(&sock, ioctl)
+    }
+}
+
+fn seccomp(filter: &[u8]) -> Result<(), Errno> {
+    /// `struct sock_fprog`.
+    #[repr(C)]
+    struct Prog {
+        len: u16,
+        filter: *const u8,
+    }
+    // Each `struct sock_filter` is 8 bytes; the kernel takes at most 4096.
+    if filter.is_empty() || !filter.len().is_multiple_of(8) || filter.len() / 8 > 4096 {
+        return Err(Errno::INVAL);
+    }
+    let prog = Prog {
+        len: (filter.len() / 8) as u16,
+        filter: filter.as_ptr(),
+    };
+    const SECCOMP_SET_MODE_FILTER: usize = 1;
+    // SAFETY: `prog` points at `len` filter instructions that outlive the
+    // call; the kernel copies them.
+    let r = unsafe {
+        arch::syscall(
+            linux_raw_sys::general::__NR_seccomp as usize,
+            SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const Prog as usize,
+        )
+    };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(-r as i32))
+    } else {
+        Ok(())
+    }
+}
+
+fn capabilities(keep: u64) -> Result<(), Errno> {
+    // The bounding set first (it needs CAP_SETPCAP, which the capset below
+    // may drop), up to the last capability this kernel knows (EINVAL).
+    for cap in 0..64 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(
+            1 << cap,
+        )) {
+            Err(Errno::INVAL) => break,
+            r => r?,
+        }
+    }
+    rustix::thread::clear_ambient_capability_set()?;
+    let keep = CapabilitySet::from_bits_retain(keep);
+    let sets = CapabilitySets {
+        effective: keep,
+        permitted: keep,
+        inheritable: CapabilitySet::empty(),
+    };
+    // Capabilities the kernel does not know are not ours to keep.
+    match rustix::thread::set_capabilities(None, sets) {
+        Err(Errno::INVAL) | Err(Errno::PERM) => {
+            let have = rustix::thread::capabilities(None)?;
+            let keep = keep & have.permitted;
+            rustix::thread::set_capabilities(
+                None,
+                CapabilitySets {
+                    effective: keep,
+                    permitted: keep,
+                    inheritable: CapabilitySet::empty(),
+                },
+            )
+        }
+        r => r,
     }
 }
 

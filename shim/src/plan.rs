@@ -39,6 +39,7 @@ pub enum Malformed {
     UnknownOp(u8),
     BadString,
     TrailingBytes,
+    BadBool,
 }
 
 impl fmt::Display for Malformed {
@@ -51,6 +52,7 @@ impl fmt::Display for Malformed {
             Malformed::UnknownOp(k) => write!(f, "unknown op kind {k}"),
             Malformed::BadString => f.write_str("string without its NUL or with an inner NUL"),
             Malformed::TrailingBytes => f.write_str("trailing bytes"),
+            Malformed::BadBool => f.write_str("a flag that is neither 0 nor 1"),
         }
     }
 }
@@ -134,36 +136,66 @@ pub mod ms {
     pub const STRICTATIME: u32 = 1 << 24;
 }
 
-/// One operation of the plan. Numbers are the wire kinds.
+/// One operation of the plan.
+///
+/// Paths named "in the root" are relative to the root file system and are
+/// resolved by the shim beneath the root it opened (`BindRoot`), one
+/// component at a time, refusing every symlink (ELOOP) and `..`: a hostile
+/// rootfs cannot send a mount, a file or a directory outside itself, and a
+/// path swapped for a symlink mid-way only makes the start fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op<'a> {
     /// `unshare(CLONE_NEWCGROUP)`: done after the runner has moved us into
     /// the container's cgroup, so that the namespace is rooted there.
     UnshareCgroup,
-    /// `mount(source, target, fstype, flags, data)`; empty strings are
-    /// passed as they are (the kernel ignores them where they do not apply).
+    /// Change the propagation of every mount (`/`, recursively).
+    Propagation { flags: u32 },
+    /// Bind the host directory `path` onto itself (pivot_root needs a mount
+    /// point) and open it: the root every later path is resolved beneath.
+    BindRoot { path: &'a CStr },
+    /// `mount(source, target, fstype, flags, data)`, target in the root.
+    /// Empty strings are passed as they are. `optional`: a missing target
+    /// is skipped.
     Mount {
         source: &'a CStr,
         target: &'a CStr,
         fstype: &'a CStr,
         flags: u32,
         data: &'a CStr,
+        optional: bool,
     },
-    /// `mkdir(path, mode)`; an existing directory is fine.
+    /// `mkdir(path, mode)` in the root; an existing directory is fine.
     Mkdir { path: &'a CStr, mode: u32 },
-    /// Create an empty regular file to mount a device node over.
+    /// Create an empty regular file in the root, to mount a node over.
     Touch { path: &'a CStr },
-    /// `symlink(target, path)`.
+    /// `symlink(target, path)`, path in the root.
     Symlink { target: &'a CStr, path: &'a CStr },
+    /// Bind the root's `dev/null` over `target`, after checking that it is
+    /// the character device 1:3 (runc's CVE-2025-31133).
+    MaskWithNull { target: &'a CStr, optional: bool },
+    /// Bind `path` onto itself and remount it read-only (and nosuid, nodev,
+    /// noexec).
+    ReadOnly { path: &'a CStr, optional: bool },
     /// `sethostname(name)`.
     Hostname { name: &'a CStr },
     /// Bring `lo` up in the new network namespace.
     LoopbackUp,
-    /// Make `path` the root: pivot_root(".", ".") from inside it, then
+    /// Make the root the root: pivot_root(".", ".") from inside it, then
     /// detach the old root so nothing of the host tree stays reachable.
-    PivotRoot { path: &'a CStr },
-    /// `chdir(path)`.
+    PivotRoot,
+    /// `chdir(path)`, after the pivot.
     Chdir { path: &'a CStr },
+    /// `setsid()`: no controlling terminal, so no TIOCSTI into the caller's.
+    Setsid,
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`.
+    NoNewPrivs,
+    /// Install a classic BPF seccomp filter (`struct sock_filter` array).
+    Seccomp { filter: &'a [u8] },
+    /// Keep only the capabilities in `keep`: bounding set, then ambient
+    /// cleared, then effective = permitted = `keep`, inheritable empty.
+    Capabilities { keep: u64 },
+    /// Fail with `errno`: the runner's failure-injection knob for tests.
+    Fail { errno: u32 },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
     Exec {
@@ -173,27 +205,42 @@ pub enum Op<'a> {
     },
 }
 
-const UNSHARE_CGROUP: u8 = 1;
-const MOUNT: u8 = 2;
-const MKDIR: u8 = 3;
-const TOUCH: u8 = 4;
-const SYMLINK: u8 = 5;
-const HOSTNAME: u8 = 6;
-const LOOPBACK_UP: u8 = 7;
-const PIVOT_ROOT: u8 = 8;
-const CHDIR: u8 = 9;
-const EXEC: u8 = 10;
+mod kind {
+    pub const UNSHARE_CGROUP: u8 = 1;
+    pub const PROPAGATION: u8 = 2;
+    pub const BIND_ROOT: u8 = 3;
+    pub const MOUNT: u8 = 4;
+    pub const MKDIR: u8 = 5;
+    pub const TOUCH: u8 = 6;
+    pub const SYMLINK: u8 = 7;
+    pub const MASK_WITH_NULL: u8 = 8;
+    pub const READ_ONLY: u8 = 9;
+    pub const HOSTNAME: u8 = 10;
+    pub const LOOPBACK_UP: u8 = 11;
+    pub const PIVOT_ROOT: u8 = 12;
+    pub const CHDIR: u8 = 13;
+    pub const SETSID: u8 = 14;
+    pub const NO_NEW_PRIVS: u8 = 15;
+    pub const SECCOMP: u8 = 16;
+    pub const CAPABILITIES: u8 = 17;
+    pub const FAIL: u8 = 18;
+    pub const EXEC: u8 = 19;
+}
 
 impl<'a> Op<'a> {
     fn decode(c: &mut Cursor<'a>) -> Result<Op<'a>, Malformed> {
+        use kind::*;
         Ok(match c.u8()? {
             UNSHARE_CGROUP => Op::UnshareCgroup,
+            PROPAGATION => Op::Propagation { flags: c.u32()? },
+            BIND_ROOT => Op::BindRoot { path: c.cstr()? },
             MOUNT => Op::Mount {
                 source: c.cstr()?,
                 target: c.cstr()?,
                 fstype: c.cstr()?,
                 flags: c.u32()?,
                 data: c.cstr()?,
+                optional: c.bool()?,
             },
             MKDIR => Op::Mkdir {
                 path: c.cstr()?,
@@ -204,10 +251,23 @@ impl<'a> Op<'a> {
                 target: c.cstr()?,
                 path: c.cstr()?,
             },
+            MASK_WITH_NULL => Op::MaskWithNull {
+                target: c.cstr()?,
+                optional: c.bool()?,
+            },
+            READ_ONLY => Op::ReadOnly {
+                path: c.cstr()?,
+                optional: c.bool()?,
+            },
             HOSTNAME => Op::Hostname { name: c.cstr()? },
             LOOPBACK_UP => Op::LoopbackUp,
-            PIVOT_ROOT => Op::PivotRoot { path: c.cstr()? },
+            PIVOT_ROOT => Op::PivotRoot,
             CHDIR => Op::Chdir { path: c.cstr()? },
+            SETSID => Op::Setsid,
+            NO_NEW_PRIVS => Op::NoNewPrivs,
+            SECCOMP => Op::Seccomp { filter: c.bytes()? },
+            CAPABILITIES => Op::Capabilities { keep: c.u64()? },
+            FAIL => Op::Fail { errno: c.u32()? },
             EXEC => Op::Exec {
                 candidates: c.strs()?,
                 argv: c.strs()?,
@@ -218,7 +278,8 @@ impl<'a> Op<'a> {
     }
 }
 
-/// How an operation is named in the runner's error messages.
+/// How an operation is named in the runner's error messages. Paths in the
+/// root are shown as the container will see them.
 impl fmt::Display for Op<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn s(c: &CStr) -> &str {
@@ -226,11 +287,10 @@ impl fmt::Display for Op<'_> {
         }
         match self {
             Op::UnshareCgroup => f.write_str("unshare cgroup namespace"),
+            Op::Propagation { .. } => f.write_str("change propagation of /"),
+            Op::BindRoot { path } => write!(f, "bind the rootfs {} onto itself", s(path)),
             Op::Mount { target, flags, .. } if flags & ms::REMOUNT != 0 => {
-                write!(f, "remount {}", s(target))
-            }
-            Op::Mount { target, flags, .. } if flags & (ms::PRIVATE | ms::SLAVE) != 0 => {
-                write!(f, "change propagation of {}", s(target))
+                write!(f, "remount /{}", s(target))
             }
             Op::Mount {
                 source,
@@ -238,16 +298,23 @@ impl fmt::Display for Op<'_> {
                 flags,
                 ..
             } if flags & ms::BIND != 0 => {
-                write!(f, "bind {} on {}", s(source), s(target))
+                write!(f, "bind {} on /{}", s(source), s(target))
             }
-            Op::Mount { fstype, target, .. } => write!(f, "mount {} on {}", s(fstype), s(target)),
-            Op::Mkdir { path, .. } => write!(f, "mkdir {}", s(path)),
-            Op::Touch { path } => write!(f, "create {}", s(path)),
-            Op::Symlink { target, path } => write!(f, "symlink {} -> {}", s(path), s(target)),
+            Op::Mount { fstype, target, .. } => write!(f, "mount {} on /{}", s(fstype), s(target)),
+            Op::Mkdir { path, .. } => write!(f, "mkdir /{}", s(path)),
+            Op::Touch { path } => write!(f, "create /{}", s(path)),
+            Op::Symlink { target, path } => write!(f, "symlink /{} -> {}", s(path), s(target)),
+            Op::MaskWithNull { target, .. } => write!(f, "mask /{} with /dev/null", s(target)),
+            Op::ReadOnly { path, .. } => write!(f, "make /{} read-only", s(path)),
             Op::Hostname { name } => write!(f, "sethostname {}", s(name)),
             Op::LoopbackUp => f.write_str("bring up lo"),
-            Op::PivotRoot { path } => write!(f, "pivot_root into {}", s(path)),
+            Op::PivotRoot => f.write_str("pivot_root into the rootfs"),
             Op::Chdir { path } => write!(f, "chdir {}", s(path)),
+            Op::Setsid => f.write_str("setsid"),
+            Op::NoNewPrivs => f.write_str("set no_new_privs"),
+            Op::Seccomp { .. } => f.write_str("install the seccomp filter"),
+            Op::Capabilities { .. } => f.write_str("drop capabilities"),
+            Op::Fail { .. } => f.write_str("injected failure (HUSK_FAIL_AT_STEP)"),
             Op::Exec { argv, .. } => {
                 write!(f, "exec {}", argv.first().map(s).unwrap_or("<empty argv>"))
             }
@@ -316,6 +383,23 @@ impl<'a> Cursor<'a> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
+    }
+    fn bool(&mut self) -> Result<bool, Malformed> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Malformed::BadBool),
+        }
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
     fn cstr(&mut self) -> Result<&'a CStr, Malformed> {
         let len = self.u32()? as usize;
         CStr::from_bytes_with_nul(self.take(len)?).map_err(|_| Malformed::BadString)
@@ -360,14 +444,24 @@ mod encode {
 
     impl Encoder {
         pub fn push(&mut self, op: &Op<'_>) {
+            use kind::*;
             match *op {
                 Op::UnshareCgroup => self.u8(UNSHARE_CGROUP),
+                Op::Propagation { flags } => {
+                    self.u8(PROPAGATION);
+                    self.u32(flags);
+                }
+                Op::BindRoot { path } => {
+                    self.u8(BIND_ROOT);
+                    self.cstr(path);
+                }
                 Op::Mount {
                     source,
                     target,
                     fstype,
                     flags,
                     data,
+                    optional,
                 } => {
                     self.u8(MOUNT);
                     self.cstr(source);
@@ -375,6 +469,7 @@ mod encode {
                     self.cstr(fstype);
                     self.u32(flags);
                     self.cstr(data);
+                    self.u8(optional as u8);
                 }
                 Op::Mkdir { path, mode } => {
                     self.u8(MKDIR);
@@ -390,18 +485,40 @@ mod encode {
                     self.cstr(target);
                     self.cstr(path);
                 }
+                Op::MaskWithNull { target, optional } => {
+                    self.u8(MASK_WITH_NULL);
+                    self.cstr(target);
+                    self.u8(optional as u8);
+                }
+                Op::ReadOnly { path, optional } => {
+                    self.u8(READ_ONLY);
+                    self.cstr(path);
+                    self.u8(optional as u8);
+                }
                 Op::Hostname { name } => {
                     self.u8(HOSTNAME);
                     self.cstr(name);
                 }
                 Op::LoopbackUp => self.u8(LOOPBACK_UP),
-                Op::PivotRoot { path } => {
-                    self.u8(PIVOT_ROOT);
-                    self.cstr(path);
-                }
+                Op::PivotRoot => self.u8(PIVOT_ROOT),
                 Op::Chdir { path } => {
                     self.u8(CHDIR);
                     self.cstr(path);
+                }
+                Op::Setsid => self.u8(SETSID),
+                Op::NoNewPrivs => self.u8(NO_NEW_PRIVS),
+                Op::Seccomp { filter } => {
+                    self.u8(SECCOMP);
+                    self.u32(filter.len() as u32);
+                    self.buf.extend_from_slice(filter);
+                }
+                Op::Capabilities { keep } => {
+                    self.u8(CAPABILITIES);
+                    self.buf.extend_from_slice(&keep.to_le_bytes());
+                }
+                Op::Fail { errno } => {
+                    self.u8(FAIL);
+                    self.u32(errno);
                 }
                 Op::Exec {
                     candidates,
@@ -468,35 +585,46 @@ mod tests {
         let [a, b, c] = storage;
         vec![
             Op::UnshareCgroup,
-            Op::Mount {
-                source: c"",
-                target: c"/",
-                fstype: c"",
+            Op::Propagation {
                 flags: ms::REC | ms::SLAVE,
-                data: c"",
             },
+            Op::BindRoot { path: c"/r" },
             Op::Mount {
                 source: c"proc",
-                target: c"/r/proc",
+                target: c"proc",
                 fstype: c"proc",
                 flags: 14,
                 data: c"",
+                optional: false,
             },
             Op::Mkdir {
-                path: c"/r/dev/pts",
+                path: c"dev/pts",
                 mode: 0o755,
             },
-            Op::Touch {
-                path: c"/r/dev/null",
-            },
+            Op::Touch { path: c"dev/null" },
             Op::Symlink {
                 target: c"/proc/self/fd",
-                path: c"/r/dev/fd",
+                path: c"dev/fd",
+            },
+            Op::MaskWithNull {
+                target: c"proc/kcore",
+                optional: true,
+            },
+            Op::ReadOnly {
+                path: c"proc/sys",
+                optional: true,
             },
             Op::Hostname { name: c"box" },
             Op::LoopbackUp,
-            Op::PivotRoot { path: c"/r" },
+            Op::PivotRoot,
             Op::Chdir { path: c"/tmp" },
+            Op::Setsid,
+            Op::NoNewPrivs,
+            Op::Seccomp {
+                filter: &[1, 2, 3, 4, 5, 6, 7, 8],
+            },
+            Op::Capabilities { keep: 0xa80425fb },
+            Op::Fail { errno: 5 },
             Op::Exec {
                 candidates: Encoder::strs(a, [c"/bin/sh", c"/usr/bin/sh"]),
                 argv: Encoder::strs(b, [c"sh", c"-c", c"echo hi"]),
@@ -523,7 +651,7 @@ mod tests {
         let plan = Plan::new(&buf[HEADER_LEN..]).unwrap();
         let decoded: Vec<Op<'_>> = plan.ops().map(Result::unwrap).collect();
         assert_eq!(decoded, ops);
-        let Op::Exec { argv, .. } = decoded[10] else {
+        let Op::Exec { argv, .. } = decoded[decoded.len() - 1] else {
             panic!()
         };
         let args: Vec<&CStr> = argv.iter().collect();
@@ -539,7 +667,7 @@ mod tests {
             // A cut that falls between two ops decodes as a shorter plan;
             // every other cut must be an error, never a panic.
             if let Ok(plan) = Plan::new(&body[..cut]) {
-                assert!(plan.ops().count() < 11, "cut at {cut} decoded everything");
+                assert!(plan.ops().count() < 19, "cut at {cut} decoded everything");
             }
         }
         for cut in 0..HEADER_LEN {
@@ -550,21 +678,26 @@ mod tests {
     #[test]
     fn hostile_buffers_are_refused() {
         // A string length pointing past the end.
-        let mut body = vec![HOSTNAME];
+        let mut body = vec![kind::HOSTNAME];
         body.extend_from_slice(&u32::MAX.to_le_bytes());
         body.extend_from_slice(b"box\0");
         assert_eq!(Plan::new(&body).err(), Some(Malformed::Truncated));
         // A string without its NUL, and one with an inner NUL.
         for s in [&b"box"[..], b"b\0x\0"] {
-            let mut body = vec![HOSTNAME];
+            let mut body = vec![kind::HOSTNAME];
             body.extend_from_slice(&(s.len() as u32).to_le_bytes());
             body.extend_from_slice(s);
             assert_eq!(Plan::new(&body).err(), Some(Malformed::BadString));
         }
         // A list that claims more strings than it holds.
-        let mut body = vec![EXEC];
+        let mut body = vec![kind::EXEC];
         body.extend_from_slice(&1_000_000u32.to_le_bytes());
         assert_eq!(Plan::new(&body).err(), Some(Malformed::Truncated));
+        // A flag that is not 0 or 1.
+        assert_eq!(
+            Plan::new(&[kind::READ_ONLY, 1, 0, 0, 0, 0, 2]).err(),
+            Some(Malformed::BadBool)
+        );
         // Unknown kinds, bad magic, bad version, oversized bodies.
         assert_eq!(Plan::new(&[0xEE]).err(), Some(Malformed::UnknownOp(0xEE)));
         let mut header = encode(&[]);
@@ -588,7 +721,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             for i in 0..(x % 64) {
-                body.push((x >> (i % 56)) as u8 % 12);
+                body.push((x >> (i % 56)) as u8 % 21);
             }
             if let Ok(plan) = Plan::new(&body) {
                 for op in plan.ops() {

@@ -8,6 +8,7 @@
 //! must be as they were before it ran.
 
 pub mod elf;
+mod hardening;
 pub mod host;
 pub mod rootfs;
 mod scenarios;
@@ -47,6 +48,18 @@ macro_rules! for_each_scenario {
             bad_input_is_one_line_and_leaves_nothing,
             setup_failure_leaves_nothing,
             non_root_is_refused,
+            default_capabilities_no_new_privs_and_seccomp,
+            capability_flags_change_the_set,
+            seccomp_refuses_with_eperm_and_programs_still_work,
+            masked_and_read_only_paths,
+            sys_fs_cgroup_is_the_containers_own_and_read_only,
+            no_controlling_terminal_so_no_tiocsti,
+            only_stdio_reaches_the_container,
+            proc_exe_cannot_overwrite_the_runtime,
+            symlinked_mount_points_are_refused,
+            a_symlinked_dev_null_does_not_unmask,
+            racing_symlink_exchange_never_escapes,
+            a_failure_at_every_step_leaves_nothing,
         }
     };
 }
@@ -54,10 +67,16 @@ macro_rules! for_each_scenario {
 macro_rules! table {
     ($($name:ident),* $(,)?) => {
         /// Every scenario with its name.
-        pub const ALL: &[(&str, fn(&Env) -> Result<(), String>)] = &[$((stringify!($name), scenarios::$name)),*];
+        pub const ALL: &[(&str, fn(&Env) -> Result<(), String>)] = &[$((stringify!($name), all_scenarios::$name)),*];
     };
 }
 for_each_scenario!(table);
+
+/// The scenarios, whichever file they are in.
+mod all_scenarios {
+    pub use crate::hardening::*;
+    pub use crate::scenarios::*;
+}
 
 /// Where the runner and the rootfs are.
 pub struct Env {

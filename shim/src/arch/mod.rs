@@ -20,6 +20,8 @@ use riscv64 as imp;
 #[cfg(target_arch = "x86_64")]
 use x86_64 as imp;
 
+pub use imp::syscall3 as syscall;
+
 use core::ffi::CStr;
 use linux_raw_sys::general::{__NR_execve, __NR_exit_group};
 use rustix::io::Errno;

@@ -1,0 +1,530 @@
+//! Security scenarios: the defaults of ../shared/reference/hardening.md and
+//! one test per class of bug other runtimes had.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::scenarios::{lines, one_error_line, Running, R};
+use crate::{check, host, output, Env, Output};
+
+const DEFAULT_CAPS: u64 = 0xa804_25fb;
+
+/// The fields of /proc/self/status a scenario checks, from inside.
+fn status_fields(env: &Env, flags: &[&str]) -> Result<Vec<(String, String)>, String> {
+    let out = env.run(
+        flags,
+        &[
+            "grep",
+            "-E",
+            "^(Cap|NoNewPrivs|Seccomp:)",
+            "/proc/self/status",
+        ],
+    );
+    out.expect(0)?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect())
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn mask(fields: &[(String, String)], name: &str) -> u64 {
+    u64::from_str_radix(field(fields, name), 16).unwrap_or(u64::MAX)
+}
+
+pub fn default_capabilities_no_new_privs_and_seccomp(env: &Env) -> R {
+    let f = status_fields(env, &[])?;
+    for name in ["CapBnd", "CapPrm", "CapEff"] {
+        check(mask(&f, name) == DEFAULT_CAPS, || {
+            format!("{name} is {}, wanted {DEFAULT_CAPS:016x}", field(&f, name))
+        })?;
+    }
+    for name in ["CapInh", "CapAmb"] {
+        check(mask(&f, name) == 0, || {
+            format!(
+                "{name} is {} (runc CVE-2022-29162, crun CVE-2022-27650)",
+                field(&f, name)
+            )
+        })?;
+    }
+    check(field(&f, "NoNewPrivs") == "1", || {
+        format!("NoNewPrivs: {f:?}")
+    })?;
+    check(field(&f, "Seccomp") == "2", || {
+        format!("Seccomp is not in filter mode: {f:?}")
+    })
+}
+
+pub fn capability_flags_change_the_set(env: &Env) -> R {
+    let f = status_fields(
+        env,
+        &[
+            "--cap-add",
+            "sys_admin",
+            "--cap-drop",
+            "CAP_NET_RAW",
+            "--allow-new-privs",
+        ],
+    )?;
+    let want = (DEFAULT_CAPS | 1 << 21) & !(1 << 13);
+    check(
+        mask(&f, "CapBnd") == want && mask(&f, "CapEff") == want,
+        || format!("--cap-add/--cap-drop: {f:?}"),
+    )?;
+    check(field(&f, "NoNewPrivs") == "0", || {
+        format!("--allow-new-privs: {f:?}")
+    })?;
+    // Everything the runner itself may have (some hosts withhold one).
+    let own = fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    let all = own
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let f = status_fields(env, &["--privileged"])?;
+    check(
+        mask(&f, "CapBnd") == all && field(&f, "Seccomp") == "0",
+        || format!("--privileged: {f:?}"),
+    )?;
+    let f = status_fields(env, &["--cap-drop", "ALL"])?;
+    check(mask(&f, "CapBnd") == 0 && mask(&f, "CapEff") == 0, || {
+        format!("--cap-drop ALL: {f:?}")
+    })
+}
+
+pub fn seccomp_refuses_with_eperm_and_programs_still_work(env: &Env) -> R {
+    // With every capability, only the filter can make swapoff EPERM; the
+    // file does not exist, so without the filter it is ENOENT.
+    let out = env.run(&["--cap-add", "ALL"], &["swapoff", "/no/such/swap"]);
+    check(out.stderr.contains("Operation not permitted"), || {
+        format!("swapoff was not refused by seccomp\n{out}")
+    })?;
+    let out = env.run(
+        &["--cap-add", "ALL", "--seccomp", "unconfined"],
+        &["swapoff", "/no/such/swap"],
+    );
+    check(out.stderr.contains("No such file"), || {
+        format!("--seccomp unconfined still filters\n{out}")
+    })?;
+    let out = env.sh(&[], "echo hello world | tr a-z A-Z | wc -c; ls /bin | grep -c sh; date +%Y >/dev/null && echo ok");
+    out.expect(0)?;
+    check(
+        lines(&out) == ["12", "3", "ok"] || lines(&out).first() == Some(&"12"),
+        || format!("a pipeline failed\n{out}"),
+    )
+}
+
+/// Docker's masked paths that exist on this kernel, with whether each is a
+/// directory.
+fn masked_here() -> Vec<(&'static str, bool)> {
+    [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/interrupts",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/sys/devices/virtual/powercap",
+        "/sys/firmware",
+    ]
+    .into_iter()
+    .filter_map(|p| fs::symlink_metadata(p).ok().map(|m| (p, m.is_dir())))
+    .collect()
+}
+
+pub fn masked_and_read_only_paths(env: &Env) -> R {
+    let masked = masked_here();
+    check(!masked.is_empty(), || {
+        "no masked path exists on this kernel".into()
+    })?;
+    let mut script = String::new();
+    for (p, dir) in &masked {
+        if *dir {
+            script += &format!("echo {p} $(ls -A {p} | wc -l) $(touch {p}/x 2>/dev/null && echo writable || echo ro); ");
+        } else {
+            script += &format!("echo {p} $(wc -c < {p}) $(stat -c %t:%T {p}); ");
+        }
+    }
+    for p in [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ] {
+        if Path::new(p).exists() {
+            script += &format!("echo {p} $(grep -c ' {p} ro,' /proc/self/mountinfo); ");
+        }
+    }
+    script += "echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo drop-caches-written; true";
+    let out = env.sh(&[], &script);
+    out.expect(0)?;
+    for (p, dir) in &masked {
+        let want = if *dir {
+            format!("{p} 0 ro")
+        } else {
+            format!("{p} 0 1:3")
+        };
+        check(out.stdout.lines().any(|l| l == want), || {
+            format!("{p} is not masked (wanted {want:?})\n{out}")
+        })?;
+    }
+    for l in out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("/proc/") && l.split(' ').count() == 2)
+    {
+        check(l.ends_with(" 1"), || format!("not read-only: {l}\n{out}"))?;
+    }
+    check(!out.stdout.contains("drop-caches-written"), || {
+        format!("/proc/sys is writable\n{out}")
+    })?;
+    // --privileged keeps them as they are.
+    let out = env.sh(
+        &["--privileged"],
+        "grep -c ' /proc/sys ro,' /proc/self/mountinfo; true",
+    );
+    check(out.stdout.trim() == "0", || {
+        format!("--privileged still masks\n{out}")
+    })
+}
+
+pub fn sys_fs_cgroup_is_the_containers_own_and_read_only(env: &Env) -> R {
+    let out = env.sh(
+        &["--pids", "7"],
+        "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; \
+         mkdir /sys/fs/cgroup/husk-escape 2>&1; mkdir /sys/fs/cgroup/pids/husk-escape 2>&1; \
+         grep -c ' /sys/fs/cgroup[^ ]* ro,' /proc/self/mountinfo",
+    );
+    let l = lines(&out);
+    check(l.first() == Some(&"7"), || {
+        format!("/sys/fs/cgroup does not show the container's own cgroup\n{out}")
+    })?;
+    check(
+        !out.stdout.contains("husk-escape") || out.stdout.contains("Read-only"),
+        || format!("{out}"),
+    )?;
+    check(
+        !host::husk_cgroups()
+            .iter()
+            .any(|p| p.ends_with("husk-escape")),
+        || "a cgroup was made from inside".into(),
+    )?;
+    let ro: u32 = l.last().and_then(|n| n.parse().ok()).unwrap_or(0);
+    check(ro >= 1, || {
+        format!("/sys/fs/cgroup is not mounted read-only\n{out}")
+    })
+}
+
+pub fn no_controlling_terminal_so_no_tiocsti(env: &Env) -> R {
+    // Give the runner a terminal of its own, as an interactive user's.
+    // SAFETY: plain libc pty calls on fds this function owns.
+    let (master, slave) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        check(m >= 0, || "posix_openpt failed".into())?;
+        libc::grantpt(m);
+        libc::unlockpt(m);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_owned();
+        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+        (m, s)
+    };
+    let script = "echo sid=$(cut -d' ' -f6 /proc/1/stat); (echo x > /dev/tty) 2>/dev/null && echo has-tty || echo no-tty";
+    let mut cmd = env.command(&[], &["/bin/sh", "-c", script]);
+    // SAFETY: dup2 onto our own fd numbers; the child may call these.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(slave, libc::TIOCSCTTY, 0);
+            libc::dup2(slave, 0);
+            Ok(())
+        });
+    }
+    let out = output(&mut cmd);
+    // SAFETY: our own fds.
+    unsafe {
+        libc::close(slave);
+        libc::close(master);
+    }
+    out.expect(0)?;
+    check(lines(&out) == ["sid=1", "no-tty"], || {
+        format!("the container kept the caller's terminal (bubblewrap CVE-2017-5226)\n{out}")
+    })
+}
+
+pub fn only_stdio_reaches_the_container(env: &Env) -> R {
+    // An fd the runner inherits without close-on-exec, as from a careless
+    // parent: it must not reach the container (runc CVE-2024-21626).
+    let leak = fs::File::open("/").map_err(|e| e.to_string())?;
+    // SAFETY: dup2 to an unused number, then clear close-on-exec on it.
+    unsafe {
+        libc::dup2(leak.as_raw_fd(), 42);
+        libc::fcntl(42, libc::F_SETFD, 0);
+    }
+    let out = env.run(&[], &["ls", "/proc/self/fd"]);
+    // SAFETY: our own fd.
+    unsafe { libc::close(42) };
+    out.expect(0)?;
+    // ls itself holds fd 3 for the directory it lists.
+    check(lines(&out) == ["0", "1", "2", "3"], || {
+        format!("fds other than 0, 1, 2 reached the container\n{out}")
+    })?;
+    for n in 3..=64 {
+        let fd = format!("/proc/self/fd/{n}");
+        let out = env.run(&["-w", &fd], &["/bin/pwd"]);
+        check(out.status == 125 && out.stderr.contains("chdir"), || {
+            format!("--workdir {fd} did not fail\n{out}")
+        })?;
+    }
+    // The runner's own fds: the same handful in every run.
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let r = Running::start(env, &["--memory", "32M"], "echo ready; exec sleep 60")?;
+        counts.push(
+            fs::read_dir(format!("/proc/{}/fd", r.pid()))
+                .map(|d| d.count())
+                .unwrap_or(0),
+        );
+        r.wait_for_pid1("sleep")?;
+        r.signal(libc::SIGTERM);
+        r.finish(Duration::from_secs(10))?;
+    }
+    check(
+        counts.windows(2).all(|w| w[0] == w[1]) && counts[0] <= 8,
+        || format!("runner fd counts: {counts:?}"),
+    )
+}
+
+fn checksum(path: &Path) -> Result<u64, String> {
+    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // FNV-1a: enough to see a change.
+    Ok(bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100_0000_01b3)
+    }))
+}
+
+pub fn proc_exe_cannot_overwrite_the_runtime(env: &Env) -> R {
+    let before = checksum(&env.runner)?;
+    // Every visible process's exe, opened for writing: the runner and shim
+    // are not visible (another PID namespace; the shim has exec'd), and
+    // what is visible is busy (ETXTBSY) (runc CVE-2019-5736).
+    let script = "n=0; for p in /proc/[0-9]*; do if (echo x >> $p/exe) 2>/dev/null; then echo wrote $p; fi; n=$((n+1)); done; \
+                  echo checked $n; ls -d /proc/[0-9]* | wc -l";
+    let out = env.sh(&["--cap-add", "ALL"], script);
+    out.expect(0)?;
+    check(!out.stdout.contains("wrote"), || {
+        format!("a process's exe was writable\n{out}")
+    })?;
+    check(checksum(&env.runner)? == before, || {
+        "the runner binary changed".into()
+    })?;
+    // Only the container's own processes are visible: nothing to ptrace
+    // outside it (bubblewrap CVE-2016-8659).
+    let visible: u32 = lines(&out)
+        .last()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(99);
+    check(visible <= 3, || {
+        format!("{visible} processes visible inside\n{out}")
+    })
+}
+
+/// A small rootfs of our own, to make hostile.
+struct TempRootfs {
+    dir: PathBuf,
+    /// Where hostile symlinks point; must stay empty.
+    outside: PathBuf,
+}
+
+impl TempRootfs {
+    fn new(env: &Env, tag: &str) -> Result<TempRootfs, String> {
+        let base = std::env::temp_dir().join(format!("husk-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let dir = base.join("rootfs");
+        let outside = base.join("outside");
+        for d in ["bin", "proc", "sys", "dev", "tmp"] {
+            fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
+        }
+        fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
+        fs::copy(env.rootfs.join("bin/busybox"), dir.join("bin/busybox"))
+            .map_err(|e| e.to_string())?;
+        for a in ["sh", "true", "cat", "ls"] {
+            symlink("/bin/busybox", dir.join("bin").join(a)).map_err(|e| e.to_string())?;
+        }
+        Ok(TempRootfs { dir, outside })
+    }
+
+    fn run(&self, env: &Env, cmd: &[&str]) -> Output {
+        let mut c = Command::new(&env.runner);
+        c.arg("--rootfs").arg(&self.dir).arg("--").args(cmd);
+        output(&mut c)
+    }
+
+    fn outside_is_untouched(&self) -> R {
+        let entries: Vec<_> = fs::read_dir(&self.outside)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        check(entries.is_empty(), || {
+            format!("files appeared outside the rootfs: {entries:?}")
+        })?;
+        let mounted = host::mounts()
+            .iter()
+            .any(|m| m.contains(self.outside.to_str().unwrap_or("?")));
+        check(!mounted, || {
+            format!("something is mounted on {}", self.outside.display())
+        })
+    }
+}
+
+impl Drop for TempRootfs {
+    fn drop(&mut self) {
+        if let Some(base) = self.dir.parent() {
+            let _ = fs::remove_dir_all(base);
+        }
+    }
+}
+
+pub fn symlinked_mount_points_are_refused(env: &Env) -> R {
+    // /proc, /sys and /dev as symlinks: absolute and relative, pointing
+    // outside, and dangling (runc CVE-2019-19921, CVE-2023-27561,
+    // CVE-2023-28642, CVE-2024-45310, CVE-2026-41579; crun CVE-2026-47766).
+    for name in ["proc", "sys", "dev"] {
+        for kind in ["absolute", "relative", "dangling"] {
+            let r = TempRootfs::new(env, "symlink")?;
+            let link = r.dir.join(name);
+            fs::remove_dir(&link).map_err(|e| e.to_string())?;
+            let target = match kind {
+                "absolute" => r.outside.clone(),
+                "relative" => PathBuf::from("../outside"),
+                _ => r.outside.join("missing/dir"),
+            };
+            symlink(&target, &link).map_err(|e| e.to_string())?;
+            let out = r.run(env, &["true"]);
+            one_error_line(&out, 125, "ELOOP").map_err(|e| format!("/{name} {kind}: {e}"))?;
+            check(out.stderr.contains(&format!("/{name}")), || {
+                format!("/{name} {kind}: the error does not name the path\n{out}")
+            })?;
+            r.outside_is_untouched()
+                .map_err(|e| format!("/{name} {kind}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn a_symlinked_dev_null_does_not_unmask(env: &Env) -> R {
+    // The image's own /dev/null as a symlink to a host-looking file: /dev
+    // is a fresh tmpfs and masks use the verified node (runc CVE-2025-31133).
+    let r = TempRootfs::new(env, "devnull")?;
+    fs::write(r.outside.join("secret"), "do not touch").map_err(|e| e.to_string())?;
+    symlink(r.outside.join("secret"), r.dir.join("dev/null")).map_err(|e| e.to_string())?;
+    let out = r.run(env, &["sh", "-c", "echo overwritten > /dev/null; cat /proc/timer_list 2>/dev/null | head -c 10; ls -l /dev/null"]);
+    out.expect(0)?;
+    let secret = fs::read_to_string(r.outside.join("secret")).map_err(|e| e.to_string())?;
+    check(secret == "do not touch", || {
+        "the file behind the symlink was written".into()
+    })?;
+    check(
+        out.stdout.contains("1,   3") || out.stdout.contains("1, 3"),
+        || format!("/dev/null is not the device\n{out}"),
+    )
+}
+
+pub fn racing_symlink_exchange_never_escapes(env: &Env) -> R {
+    // A process swapping /proc for a symlink to the host while containers
+    // start (runc CVE-2021-30465): every start either succeeds inside or
+    // fails, and nothing is ever mounted outside.
+    let r = TempRootfs::new(env, "race")?;
+    let (dir, link) = (r.dir.join("proc"), r.dir.join("proc-link"));
+    symlink(&r.outside, &link).map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let racer = {
+        let (stop, a, b) = (stop.clone(), cstr(&dir), cstr(&link));
+        std::thread::spawn(move || {
+            const RENAME_EXCHANGE: libc::c_uint = 2;
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: renameat2 on two paths we own.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_renameat2,
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        RENAME_EXCHANGE,
+                    )
+                };
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..60 {
+        let out = r.run(env, &["true"]);
+        match out.status {
+            0 => ok += 1,
+            125 => refused += 1,
+            _ => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(format!("unexpected outcome under the race\n{out}"));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = racer.join().unwrap_or(0);
+    check(swaps > 100, || {
+        format!("the racer only swapped {swaps} times")
+    })?;
+    r.outside_is_untouched()
+        .map_err(|e| format!("after {ok} starts and {refused} refusals: {e}"))
+}
+
+fn cstr(p: &Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+}
+
+pub fn a_failure_at_every_step_leaves_nothing(env: &Env) -> R {
+    // Make the shim fail before each step of the plan in turn (the
+    // runner's HUSK_FAIL_AT_STEP knob), with cgroup limits so that there is
+    // a cgroup to clean up, until the step index passes the end.
+    let mut step = 0;
+    loop {
+        let before = host::Snapshot::take();
+        let mut c = env.command(&["--memory", "32M", "--pids", "16"], &["true"]);
+        c.env("HUSK_FAIL_AT_STEP", step.to_string());
+        let out = output(&mut c);
+        let after = host::Snapshot::take();
+        before
+            .same_as(&after)
+            .map_err(|e| format!("failing at step {step}: {e}"))?;
+        if out.status == 0 {
+            check(step > 20, || format!("the plan has only {step} steps?"))?;
+            return Ok(());
+        }
+        one_error_line(&out, 125, "injected failure").map_err(|e| format!("step {step}: {e}"))?;
+        step += 1;
+        check(step < 500, || "the knob never stops failing".into())?;
+    }
+}
