@@ -33,8 +33,19 @@ pub unsafe fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
 }
 
 /// The ARM EHABI unwind tables that LLVM emits even with panic=abort name
-/// this personality routine. The shim never unwinds, so it is never called.
+/// these personality routines. The shim never unwinds, so they are never
+/// called.
 #[no_mangle]
 extern "C" fn __aeabi_unwind_cpp_pr0() -> ! {
+    super::exit_group(125)
+}
+
+#[no_mangle]
+extern "C" fn __aeabi_unwind_cpp_pr1() -> ! {
+    super::exit_group(125)
+}
+
+#[no_mangle]
+extern "C" fn __aeabi_unwind_cpp_pr2() -> ! {
     super::exit_group(125)
 }
