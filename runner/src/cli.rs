@@ -57,6 +57,14 @@ pub struct Args {
     #[argh(option)]
     pub cgroup_parent: Option<String>,
 
+    /// give the container a terminal of its own (default: when stdin and stdout are terminals)
+    #[argh(switch, short = 't')]
+    pub tty: bool,
+
+    /// never give the container a terminal, even on one
+    #[argh(switch)]
+    pub no_tty: bool,
+
     /// add a capability to the default set (e.g. NET_ADMIN, or ALL; repeatable)
     #[argh(option)]
     pub cap_add: Vec<String>,

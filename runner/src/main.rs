@@ -12,6 +12,7 @@ mod shim;
 mod signals;
 mod spawn;
 mod spec;
+mod tty;
 
 use ::shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
 use cgroup::{Cgroup, Layout};
@@ -48,13 +49,22 @@ fn run() -> Result<i32> {
     fds::cloexec_from(3);
     let layout = Layout::detect()
         .map_err(|e| Error::os("read /proc/self/mountinfo and /proc/self/cgroup", &e))?;
-    let plan = plan::build(&spec, &layout);
+    let mut pty = if spec.tty {
+        Some(tty::Pty::open()?)
+    } else {
+        None
+    };
+    let plan = plan::build(&spec, &layout, pty.as_ref().map(|p| p.slave_path.as_str()));
     let name = format!("husk-{}", std::process::id());
     let cgroup = Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?;
 
     let shim = shim::Shim::open(&spec.shim)?;
     let mask = signals::block();
-    let mut container = spawn::clone_shim(&shim, spec.new_net, &mask)?;
+    let slave = pty.as_mut().and_then(|p| p.slave.take());
+    let mut container = spawn::clone_shim(&shim, spec.new_net, &mask, slave.as_ref())?;
+    // The master reads EIO once the container's side is closed, which it
+    // cannot be while we hold a copy.
+    drop(slave);
     // In the cgroup before the shim does anything: nothing escapes accounting.
     if let Some(cg) = &cgroup {
         if let Err(e) = cg.join(container.pid as u32) {
@@ -67,8 +77,11 @@ fn run() -> Result<i32> {
         container.kill_and_reap();
         return Err(setup_error(&spec, &plan, report));
     }
+    drop(shim);
 
-    let exit = signals::supervise(container.pid, &mask);
+    let raw = pty.as_ref().map(|_| tty::RawMode::enter());
+    let exit = signals::supervise(container.pid, &mask, pty.as_ref());
+    drop(raw);
     if let Some(cg) = &cgroup {
         if exit == signals::Exit::Signal(libc::SIGKILL) && cg.oom_kills() > 0 {
             let limit = spec

@@ -59,7 +59,8 @@ const READ_ONLY: [&CStr; 5] = [
 
 const NOSUID_NODEV_NOEXEC: u32 = ms::NOSUID | ms::NODEV | ms::NOEXEC;
 
-pub fn build(spec: &Spec, layout: &Layout) -> Plan {
+/// `console`: the pseudo-terminal given to the container, if any.
+pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
     let mut p = Builder {
         fail_at: spec.fail_at_step,
         ..Builder::default()
@@ -105,6 +106,20 @@ pub fn build(spec: &Spec, layout: &Layout) -> Plan {
     }
     for (target, path) in DEV_LINKS {
         p.push(Op::Symlink { target, path });
+    }
+    let console = console.map(|c| CString::new(c).expect("a pty path holds no NUL"));
+    if let Some(pty) = &console {
+        p.push(Op::Touch {
+            path: c"dev/console",
+        });
+        p.push(Op::Mount {
+            source: pty,
+            target: c"dev/console",
+            fstype: c"",
+            flags: ms::BIND,
+            data: c"",
+            optional: false,
+        });
     }
     let devpts = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
     p.mount_dir(
@@ -161,6 +176,9 @@ pub fn build(spec: &Spec, layout: &Layout) -> Plan {
     // No controlling terminal: a container cannot push keystrokes into the
     // caller's with TIOCSTI (bubblewrap's CVE-2017-5226).
     p.push(Op::Setsid);
+    if console.is_some() {
+        p.push(Op::ControllingTty);
+    }
     if sec.no_new_privs {
         p.push(Op::NoNewPrivs);
     }
@@ -368,6 +386,7 @@ mod tests {
                 seccomp: !privileged,
             },
             fail_at_step: None,
+            tty: false,
         }
     }
 
@@ -379,7 +398,7 @@ mod tests {
 
     #[test]
     fn the_order_that_matters() {
-        let plan = build(&spec(true, false), &hybrid());
+        let plan = build(&spec(true, false), &hybrid(), None);
         let ops: Vec<Op<'_>> = Decoded::new(&plan.bytes[HEADER_LEN..])
             .unwrap()
             .ops()
@@ -411,12 +430,28 @@ mod tests {
 
     #[test]
     fn privileged_and_host_network_leave_out_their_steps() {
-        let plan = build(&spec(false, true), &hybrid());
+        let plan = build(&spec(false, true), &hybrid(), None);
         assert!(!plan
             .steps
             .iter()
             .any(|s| s == "bring up lo" || s.starts_with("make /proc") || s.starts_with("mask ")));
         assert!(!plan.steps.iter().any(|s| s == "install the seccomp filter"));
+    }
+
+    #[test]
+    fn a_terminal_becomes_the_console_and_the_controlling_tty() {
+        let plan = build(&spec(true, false), &hybrid(), Some("/dev/pts/7"));
+        let pos = |want: &str| {
+            plan.steps
+                .iter()
+                .position(|s| s == want)
+                .unwrap_or_else(|| panic!("no {want}"))
+        };
+        assert!(pos("mount tmpfs on /dev") < pos("bind /dev/pts/7 on /dev/console"));
+        assert_eq!(
+            pos("setsid") + 1,
+            pos("take the pseudo-terminal as controlling terminal")
+        );
     }
 
     #[test]
@@ -426,7 +461,7 @@ mod tests {
             "0::/\n",
             |_| String::new(),
         );
-        let plan = build(&spec(true, false), &v2);
+        let plan = build(&spec(true, false), &v2, None);
         let ops: Vec<Op<'_>> = Decoded::new(&plan.bytes[HEADER_LEN..])
             .unwrap()
             .ops()
@@ -441,10 +476,10 @@ mod tests {
 
     #[test]
     fn the_failure_knob_inserts_one_failing_step() {
-        let plain = build(&spec(true, false), &hybrid());
+        let plain = build(&spec(true, false), &hybrid(), None);
         let mut s = spec(true, false);
         s.fail_at_step = Some(3);
-        let plan = build(&s, &hybrid());
+        let plan = build(&s, &hybrid(), None);
         assert_eq!(plan.steps.len(), plain.steps.len() + 1);
         assert_eq!(plan.steps[3], "injected failure (HUSK_FAIL_AT_STEP)");
         assert_eq!(plan.steps[4], plain.steps[3]);

@@ -1,9 +1,13 @@
-//! Supervision: wait for PID 1 while passing on the signals the runner gets.
+//! Supervision: wait for PID 1 while passing on the signals the runner gets
+//! and, with a terminal, relaying the container's pseudo-terminal.
 //!
-//! The signals are blocked before the clone and taken with sigwaitinfo, so
+//! The signals are blocked before the clone and read from a signalfd, so
 //! none is lost between setup and the wait, and no handler runs.
 
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::tty::Pty;
 
 pub const FORWARDED: [libc::c_int; 6] = [
     libc::SIGINT,
@@ -15,7 +19,7 @@ pub const FORWARDED: [libc::c_int; 6] = [
 ];
 
 pub struct Mask {
-    /// FORWARDED and SIGCHLD.
+    /// FORWARDED, SIGCHLD and SIGWINCH.
     pub blocked: libc::sigset_t,
     /// What the child restores before exec.
     pub empty: libc::sigset_t,
@@ -28,7 +32,7 @@ pub fn block() -> Mask {
         let mut empty = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
         libc::sigemptyset(&mut blocked);
         libc::sigemptyset(&mut empty);
-        for sig in FORWARDED.into_iter().chain([libc::SIGCHLD]) {
+        for sig in FORWARDED.into_iter().chain([libc::SIGCHLD, libc::SIGWINCH]) {
             libc::sigaddset(&mut blocked, sig);
         }
         libc::sigprocmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut());
@@ -53,38 +57,104 @@ impl Exit {
     }
 }
 
-pub fn supervise(pid: i32, mask: &Mask) -> Exit {
+pub fn supervise(pid: i32, mask: &Mask, pty: Option<&Pty>) -> Exit {
+    // SAFETY: signalfd on our own, initialised set.
+    let sfd = unsafe { libc::signalfd(-1, &mask.blocked, libc::SFD_CLOEXEC) };
+    // SAFETY: a fresh fd (or -1, which polls as invalid and is never read).
+    let _sfd_owner = (sfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(sfd) });
+    let master = pty.map(|p| p.master.as_raw_fd());
+    let (mut stdin_open, mut master_open) = (master.is_some(), master.is_some());
     // The signal we killed PID 1 for, standing in for the default action the
     // kernel does not take on a namespace's init.
     let mut killed_for = None;
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with a valid out pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            if libc::WIFEXITED(status) {
-                return Exit::Code(libc::WEXITSTATUS(status));
+        if let Some(exit) = reap(pid, killed_for) {
+            if let Some(m) = master.filter(|_| master_open) {
+                drain(m);
             }
-            if libc::WIFSIGNALED(status) {
-                let sig = libc::WTERMSIG(status);
-                return Exit::Signal(match killed_for {
-                    Some(s) if sig == libc::SIGKILL => s,
-                    _ => sig,
-                });
+            return exit;
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: sfd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        if let Some(m) = master {
+            fds.push(libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            fds.push(libc::pollfd {
+                fd: if master_open { m } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: poll on our own array.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            continue; // EINTR
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            // SAFETY: a signalfd read fills whole signalfd_siginfo records.
+            let mut info = unsafe { MaybeUninit::<libc::signalfd_siginfo>::zeroed().assume_init() };
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            // SAFETY: reads into `info`, which has `size` bytes.
+            if unsafe { libc::read(sfd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) }
+                == size as isize
+            {
+                match info.ssi_signo as i32 {
+                    libc::SIGCHLD => {}
+                    libc::SIGWINCH => {
+                        if let Some(p) = pty {
+                            p.resize();
+                        }
+                    }
+                    sig => forward(pid, sig, info.ssi_code, &mut killed_for),
+                }
             }
-            continue; // stopped or continued: keep waiting
         }
-        if r < 0 {
-            // Only if the child was reaped elsewhere, which nothing does.
-            return Exit::Code(crate::error::RUNTIME);
-        }
-        // SAFETY: a zeroed siginfo_t is valid; sigwaitinfo fills it.
-        let mut info = unsafe { MaybeUninit::<libc::siginfo_t>::zeroed().assume_init() };
-        let sig = unsafe { libc::sigwaitinfo(&mask.blocked, &mut info) };
-        if sig > 0 && sig != libc::SIGCHLD {
-            forward(pid, sig, info.si_code, &mut killed_for);
+        if let Some(m) = master {
+            if fds[1].revents != 0 {
+                stdin_open = crate::tty::relay(0, m);
+            }
+            if fds[2].revents != 0 {
+                master_open = crate::tty::relay(m, 1);
+            }
         }
     }
+}
+
+/// PID 1's exit, if it has ended.
+fn reap(pid: i32, killed_for: Option<i32>) -> Option<Exit> {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child with a valid out pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if r < 0 {
+        // Only if the child was reaped elsewhere, which nothing does.
+        return Some(Exit::Code(crate::error::RUNTIME));
+    }
+    if r != pid {
+        return None;
+    }
+    if libc::WIFEXITED(status) {
+        return Some(Exit::Code(libc::WEXITSTATUS(status)));
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        return Some(Exit::Signal(match killed_for {
+            Some(s) if sig == libc::SIGKILL => s,
+            _ => sig,
+        }));
+    }
+    None // stopped or continued: keep waiting
+}
+
+/// What the container wrote to its terminal before it ended.
+fn drain(master: i32) {
+    // SAFETY: fcntl on our own fd.
+    unsafe { libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK) };
+    while crate::tty::relay(master, 1) {}
 }
 
 /// A namespace's init gets only the signals it has a handler for: the

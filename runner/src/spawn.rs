@@ -14,7 +14,7 @@ use crate::signals::Mask;
 pub struct Container {
     pub pid: i32,
     plan: Option<std::fs::File>,
-    report: std::fs::File,
+    report: Option<std::fs::File>,
 }
 
 /// Every namespace but the cgroup one, which the shim enters itself once it
@@ -29,7 +29,14 @@ fn clone_flags(new_net: bool) -> libc::c_int {
         | libc::SIGCHLD
 }
 
-pub fn clone_shim(shim: &Shim, new_net: bool, mask: &Mask) -> Result<Container> {
+/// `stdio`: the pseudo-terminal that becomes the child's stdin, stdout and
+/// stderr, if it has one.
+pub fn clone_shim(
+    shim: &Shim,
+    new_net: bool,
+    mask: &Mask,
+    stdio: Option<&OwnedFd>,
+) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
@@ -62,6 +69,7 @@ pub fn clone_shim(shim: &Shim, new_net: bool, mask: &Mask) -> Result<Container> 
                 plan_r.as_raw_fd(),
                 report_w.as_raw_fd(),
                 shim,
+                stdio.map(|fd| fd.as_raw_fd()),
                 &argv,
                 &envp,
                 &mask.empty,
@@ -72,7 +80,7 @@ pub fn clone_shim(shim: &Shim, new_net: bool, mask: &Mask) -> Result<Container> 
     Ok(Container {
         pid: pid as i32,
         plan: Some(plan_w.into()),
-        report: report_r.into(),
+        report: Some(report_r.into()),
     })
 }
 
@@ -97,6 +105,7 @@ unsafe fn child(
     plan: i32,
     report: i32,
     shim: &Shim,
+    stdio: Option<i32>,
     argv: &[*const libc::c_char; 2],
     envp: &[*const libc::c_char; 1],
     empty: &libc::sigset_t,
@@ -107,6 +116,11 @@ unsafe fn child(
     // If the runner dies, so does the container: no orphan outlives its
     // supervisor and its cgroup.
     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    if let Some(tty) = stdio {
+        for fd in 0..3 {
+            libc::dup2(tty, fd);
+        }
+    }
     if libc::dup2(plan, PLAN_FD) == PLAN_FD && libc::dup2(report, REPORT_FD) == REPORT_FD {
         shim.exec(argv.as_ptr(), envp.as_ptr());
     }
@@ -131,11 +145,13 @@ impl Container {
     }
 
     /// None: the shim exec'd the user's program (or died; its status says).
+    /// The pipe is closed afterwards: the runner keeps no fd it no longer needs.
     pub fn read_report(&mut self) -> Option<Report> {
+        let mut report = self.report.take()?;
         let mut buf = [0u8; RECORD_LEN];
         let mut got = 0;
         while got < RECORD_LEN {
-            match self.report.read(&mut buf[got..]) {
+            match report.read(&mut buf[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -32,6 +32,8 @@ pub struct Spec {
     pub security: Security,
     /// Tests only: make the shim fail before this step (HUSK_FAIL_AT_STEP).
     pub fail_at_step: Option<usize>,
+    /// Give the container a pseudo-terminal of its own.
+    pub tty: bool,
 }
 
 /// What the container may do.
@@ -80,6 +82,9 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
     let hostname = args.hostname.unwrap_or_else(|| DEFAULT_HOSTNAME.into());
     check_hostname(&hostname)?;
     let workdir = args.workdir.unwrap_or_else(|| "/".into());
+    if args.tty && args.no_tty {
+        return Err(Error::new("--tty and --no-tty contradict each other"));
+    }
     if !workdir.starts_with('/') {
         return Err(Error::new(format!(
             "--workdir {workdir}: must be an absolute path inside the container"
@@ -141,6 +146,7 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         shim,
         security,
         fail_at_step,
+        tty: crate::tty::wanted(args.tty, args.no_tty),
     })
 }
 

@@ -138,6 +138,10 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
         }
         Op::Chdir { path } => rustix::process::chdir(path),
         Op::Setsid => rustix::process::setsid().map(drop),
+        // SAFETY: fd 0 is open for the shim's whole life.
+        Op::ControllingTty => {
+            rustix::process::ioctl_tiocsctty(unsafe { BorrowedFd::borrow_raw(0) })
+        }
         Op::NoNewPrivs => rustix::thread::set_no_new_privs(true),
         Op::Seccomp { filter } => seccomp(filter),
         Op::Capabilities { keep } => capabilities(keep),

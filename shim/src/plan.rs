@@ -187,6 +187,9 @@ pub enum Op<'a> {
     Chdir { path: &'a CStr },
     /// `setsid()`: no controlling terminal, so no TIOCSTI into the caller's.
     Setsid,
+    /// Make stdin (the runner's pseudo-terminal for the container) the
+    /// controlling terminal, after `Setsid`.
+    ControllingTty,
     /// `prctl(PR_SET_NO_NEW_PRIVS)`.
     NoNewPrivs,
     /// Install a classic BPF seccomp filter (`struct sock_filter` array).
@@ -225,6 +228,7 @@ mod kind {
     pub const CAPABILITIES: u8 = 17;
     pub const FAIL: u8 = 18;
     pub const EXEC: u8 = 19;
+    pub const CONTROLLING_TTY: u8 = 20;
 }
 
 impl<'a> Op<'a> {
@@ -264,6 +268,7 @@ impl<'a> Op<'a> {
             PIVOT_ROOT => Op::PivotRoot,
             CHDIR => Op::Chdir { path: c.cstr()? },
             SETSID => Op::Setsid,
+            CONTROLLING_TTY => Op::ControllingTty,
             NO_NEW_PRIVS => Op::NoNewPrivs,
             SECCOMP => Op::Seccomp { filter: c.bytes()? },
             CAPABILITIES => Op::Capabilities { keep: c.u64()? },
@@ -311,6 +316,7 @@ impl fmt::Display for Op<'_> {
             Op::PivotRoot => f.write_str("pivot_root into the rootfs"),
             Op::Chdir { path } => write!(f, "chdir {}", s(path)),
             Op::Setsid => f.write_str("setsid"),
+            Op::ControllingTty => f.write_str("take the pseudo-terminal as controlling terminal"),
             Op::NoNewPrivs => f.write_str("set no_new_privs"),
             Op::Seccomp { .. } => f.write_str("install the seccomp filter"),
             Op::Capabilities { .. } => f.write_str("drop capabilities"),
@@ -506,6 +512,7 @@ mod encode {
                     self.cstr(path);
                 }
                 Op::Setsid => self.u8(SETSID),
+                Op::ControllingTty => self.u8(CONTROLLING_TTY),
                 Op::NoNewPrivs => self.u8(NO_NEW_PRIVS),
                 Op::Seccomp { filter } => {
                     self.u8(SECCOMP);
@@ -619,6 +626,7 @@ mod tests {
             Op::PivotRoot,
             Op::Chdir { path: c"/tmp" },
             Op::Setsid,
+            Op::ControllingTty,
             Op::NoNewPrivs,
             Op::Seccomp {
                 filter: &[1, 2, 3, 4, 5, 6, 7, 8],
@@ -667,7 +675,7 @@ mod tests {
             // A cut that falls between two ops decodes as a shorter plan;
             // every other cut must be an error, never a panic.
             if let Ok(plan) = Plan::new(&body[..cut]) {
-                assert!(plan.ops().count() < 19, "cut at {cut} decoded everything");
+                assert!(plan.ops().count() < 20, "cut at {cut} decoded everything");
             }
         }
         for cut in 0..HEADER_LEN {
@@ -721,7 +729,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             for i in 0..(x % 64) {
-                body.push((x >> (i % 56)) as u8 % 21);
+                body.push((x >> (i % 56)) as u8 % 22);
             }
             if let Ok(plan) = Plan::new(&body) {
                 for op in plan.ops() {

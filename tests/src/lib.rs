@@ -48,6 +48,7 @@ macro_rules! for_each_scenario {
             bad_input_is_one_line_and_leaves_nothing,
             setup_failure_leaves_nothing,
             non_root_is_refused,
+            a_terminal_of_its_own,
             default_capabilities_no_new_privs_and_seccomp,
             capability_flags_change_the_set,
             seccomp_refuses_with_eperm_and_programs_still_work,
