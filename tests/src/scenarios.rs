@@ -724,7 +724,6 @@ pub fn a_terminal_of_its_own(env: &Env) -> R {
     say(b"\x03")?;
     say(b"echo after-$((6*7))\nexit 6\n")?;
     let out = wait_output(child, Duration::from_secs(20))?;
-    drop(say);
     let screen = collected.join().unwrap_or_default();
     check(sleeping, || format!("sleep never ran\n{screen}"))?;
     check(out.status == 6, || {
