@@ -92,7 +92,13 @@ pub fn cgroup_mounts() -> Vec<(PathBuf, String, String)> {
         .collect()
 }
 
-/// Every cgroup directory named husk-*, in every hierarchy.
+/// The runner's names (husk-PID) and the tests' own parent.
+fn is_husk_cgroup(name: &str) -> bool {
+    let pid = name.strip_prefix("husk-").unwrap_or("");
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())) || name == "husk-test-parent"
+}
+
+/// Every cgroup directory husk or its tests make, in every hierarchy.
 pub fn husk_cgroups() -> BTreeSet<PathBuf> {
     fn walk(dir: &Path, depth: u32, found: &mut BTreeSet<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -103,7 +109,7 @@ pub fn husk_cgroups() -> BTreeSet<PathBuf> {
                 continue;
             }
             let p = e.path();
-            if e.file_name().to_string_lossy().starts_with("husk-") {
+            if is_husk_cgroup(&e.file_name().to_string_lossy()) {
                 found.insert(p.clone());
             }
             if depth < 8 {
@@ -118,17 +124,31 @@ pub fn husk_cgroups() -> BTreeSet<PathBuf> {
     found
 }
 
+/// The PID namespaces of processes rooted in a test rootfs (under a
+/// target/ directory, or a husk-* temporary one): other software on the
+/// machine may make PID namespaces of its own while the tests run.
 fn pid_namespaces() -> BTreeSet<String> {
+    let tmp = std::env::temp_dir().join("husk-");
+    let ours = |root: &Path| {
+        root.to_string_lossy().contains("/target/") || root.starts_with(&tmp) || {
+            root.to_string_lossy().starts_with(&*tmp.to_string_lossy())
+        }
+    };
     let mut set = BTreeSet::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if e.file_name()
+        if !e
+            .file_name()
             .to_string_lossy()
             .bytes()
             .all(|b| b.is_ascii_digit())
         {
-            if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
-                set.insert(link.to_string_lossy().into_owned());
-            }
+            continue;
+        }
+        if !fs::read_link(e.path().join("root")).is_ok_and(|r| ours(&r)) {
+            continue;
+        }
+        if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
+            set.insert(link.to_string_lossy().into_owned());
         }
     }
     set
