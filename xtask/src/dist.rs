@@ -181,9 +181,12 @@ fn prepare(a: &Arch) -> crate::Result {
     Ok(())
 }
 
+/// Copies beside `to` and renames over it: a runner that is running (a
+/// benchmark, a test) keeps its old file, and `to` is never half-written.
 fn copy(from: &Path, to: &Path) -> crate::Result {
-    fs::copy(from, to)
-        .map(drop)
+    let tmp = to.with_extension("new");
+    fs::copy(from, &tmp)
+        .and_then(|_| fs::rename(&tmp, to))
         .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
 }
 

@@ -5,6 +5,7 @@ mod dist;
 mod rootfs;
 mod run;
 mod test;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,7 @@ enum Task {
     Dist(dist::Args),
     Rootfs(rootfs::Args),
     Run(run::Args),
+    VmTest(vm::Args),
 }
 
 fn main() {
@@ -34,6 +36,7 @@ fn main() {
         Task::Dist(a) => dist::main(a).map(drop),
         Task::Rootfs(a) => rootfs::main(a),
         Task::Run(a) => run::main(a),
+        Task::VmTest(a) => vm::main(a),
     };
     if let Err(e) = result {
         eprintln!("xtask: {e}");

@@ -5,10 +5,13 @@ use std::process::Stdio;
 
 use argh::FromArgs;
 
-/// run all tests: dist for every architecture (static, size budgets, qemu-user smoke), the unit tests, and the container scenarios (as root) against the x86_64 dist runner
+/// run all tests: dist for every architecture (static, size budgets, qemu-user smoke), the unit tests, the container scenarios (as root) against the x86_64 dist runner, then the same scenarios in VMs (vm-test)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "test")]
 pub struct Args {
+    /// skip the VM tests (cargo xtask vm-test's default matrix), for a quick local run
+    #[argh(switch)]
+    no_vm: bool,
     /// arguments passed on to cargo test (e.g. a test name filter)
     #[argh(positional, greedy)]
     rest: Vec<String>,
@@ -53,11 +56,20 @@ pub fn main(args: Args) -> crate::Result {
         .wait()
         .map_err(|e| format!("wait for cargo test: {e}"))?;
     println!("tests: {passed} passed, {failed} failed");
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cargo test failed: {status}"))
+    if !status.success() {
+        return Err(format!("cargo test failed: {status}"));
     }
+    if args.no_vm {
+        println!("xtask: VM tests skipped (--no-vm)");
+        return Ok(());
+    }
+    let (vm_passed, vm_failed) = crate::vm::run_default()?;
+    println!(
+        "tests: {} passed, {} failed",
+        passed + vm_passed as u32,
+        failed + vm_failed as u32
+    );
+    Ok(())
 }
 
 /// The number before `what` in "ok. 25 passed; 0 failed; ...".
