@@ -1,6 +1,7 @@
 //! cargo xtask <task>: see `cargo xtask --help`.
 
 mod arch;
+mod bench;
 mod dist;
 mod rootfs;
 mod run;
@@ -26,6 +27,7 @@ enum Task {
     Dist(dist::Args),
     Rootfs(rootfs::Args),
     Run(run::Args),
+    Bench(bench::Args),
     VmTest(vm::Args),
 }
 
@@ -36,6 +38,7 @@ fn main() {
         Task::Dist(a) => dist::main(a).map(drop),
         Task::Rootfs(a) => rootfs::main(a),
         Task::Run(a) => run::main(a),
+        Task::Bench(a) => bench::main(a),
         Task::VmTest(a) => vm::main(a),
     };
     if let Err(e) = result {

@@ -5,13 +5,16 @@ use std::process::Stdio;
 
 use argh::FromArgs;
 
-/// run all tests: dist for every architecture (static, size budgets, qemu-user smoke), the unit tests, the container scenarios (as root) against the x86_64 dist runner, then the same scenarios in VMs (vm-test)
+/// run all tests: dist for every architecture (static, size budgets, qemu-user smoke), the unit tests, the container scenarios (as root) against the x86_64 dist runner, bench --quick, then the same scenarios in VMs (vm-test)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "test")]
 pub struct Args {
     /// skip the VM tests (cargo xtask vm-test's default matrix), for a quick local run
     #[argh(switch)]
     no_vm: bool,
+    /// skip `cargo xtask bench --quick` (run so that the bench cannot rot; no timing is asserted)
+    #[argh(switch)]
+    no_bench: bool,
     /// arguments passed on to cargo test (e.g. a test name filter)
     #[argh(positional, greedy)]
     rest: Vec<String>,
