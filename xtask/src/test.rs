@@ -62,6 +62,9 @@ pub fn main(args: Args) -> crate::Result {
     if !status.success() {
         return Err(format!("cargo test failed: {status}"));
     }
+    if !args.no_bench {
+        crate::bench::quick()?;
+    }
     if args.no_vm {
         println!("xtask: VM tests skipped (--no-vm)");
         return Ok(());
