@@ -33,19 +33,19 @@ const DEV_LINKS: [(&CStr, &CStr); 5] = [
 
 /// Docker's masked paths: hidden behind /dev/null (files) or an empty
 /// read-only tmpfs (directories).
-const MASKED: [&str; 12] = [
-    "proc/acpi",
-    "proc/asound",
-    "proc/interrupts",
-    "proc/kcore",
-    "proc/keys",
-    "proc/latency_stats",
-    "proc/sched_debug",
-    "proc/scsi",
-    "proc/timer_list",
-    "proc/timer_stats",
-    "sys/devices/virtual/powercap",
-    "sys/firmware",
+const MASKED: [&CStr; 12] = [
+    c"proc/acpi",
+    c"proc/asound",
+    c"proc/interrupts",
+    c"proc/kcore",
+    c"proc/keys",
+    c"proc/latency_stats",
+    c"proc/sched_debug",
+    c"proc/scsi",
+    c"proc/timer_list",
+    c"proc/timer_stats",
+    c"sys/devices/virtual/powercap",
+    c"sys/firmware",
 ];
 
 /// Docker's read-only paths.
@@ -153,8 +153,12 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
     );
     cgroupfs(&mut p, layout);
     if !sec.privileged {
-        for path in MASKED {
-            mask(&mut p, path);
+        for target in MASKED {
+            // Not every kernel has every path.
+            p.push(Op::Mask {
+                target,
+                optional: true,
+            });
         }
         for path in READ_ONLY {
             p.push(Op::ReadOnly {
@@ -202,7 +206,9 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
 
 /// /sys/fs/cgroup inside: the host's hierarchies as the container's cgroup
 /// namespace shows them (its own cgroup as the root), read-only
-/// (runc's CVE-2023-25809).
+/// (runc's CVE-2023-25809). With an empty layout (a container without
+/// limits has no cgroup of its own) it stays the empty directory of the
+/// read-only /sys.
 fn cgroupfs(p: &mut Builder, layout: &Layout) {
     let ro = NOSUID_NODEV_NOEXEC | ms::RDONLY;
     let root = c"sys/fs/cgroup";
@@ -287,31 +293,6 @@ fn dir_name(mountpoint: &Path, fallback: &str) -> String {
         .filter(|n| !n.is_empty() && !n.contains('/'))
         .unwrap_or(fallback)
         .to_string()
-}
-
-/// Masks a path that exists on this kernel: files with /dev/null,
-/// directories with an empty read-only tmpfs.
-fn mask(p: &mut Builder, path: &str) {
-    let Ok(meta) = std::fs::symlink_metadata(Path::new("/").join(path)) else {
-        return;
-    };
-    let target = CString::new(path).unwrap();
-    if meta.is_dir() {
-        let flags = NOSUID_NODEV_NOEXEC | ms::RDONLY;
-        p.push(Op::Mount {
-            source: c"tmpfs",
-            target: &target,
-            fstype: c"tmpfs",
-            flags,
-            data: c"size=0k,nr_inodes=2",
-            optional: true,
-        });
-    } else {
-        p.push(Op::MaskWithNull {
-            target: &target,
-            optional: true,
-        });
-    }
 }
 
 #[derive(Default)]

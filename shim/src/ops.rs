@@ -2,8 +2,9 @@
 
 use core::ffi::CStr;
 use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, Ordering};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{self, FileType, Mode, OFlags};
+use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
 use rustix::mount::{self, MountFlags, UnmountFlags};
@@ -81,8 +82,21 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
             let (dir, name) = open_parent_in(state.root()?, path)?;
             fs::symlinkat(target, &dir, name.as_cstr())
         }
-        Op::MaskWithNull { target, optional } => optional_target(optional, || {
+        Op::Mask { target, optional } => optional_target(optional, || {
             let root = state.root()?;
+            let target = open_in(root, target)?;
+            let at = FdPath::new(&target);
+            if FileType::from_raw_mode(fs::fstat(&target)?.st_mode) == FileType::Directory {
+                let flags =
+                    MountFlags::from_bits_retain(ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
+                return mount::mount(
+                    c"tmpfs",
+                    at.as_cstr(),
+                    c"tmpfs",
+                    flags,
+                    Some(c"size=4k,nr_inodes=2"),
+                );
+            }
             let null = open_in(root, c"dev/null")?;
             let st = fs::fstat(&null)?;
             let is_null = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
@@ -91,13 +105,11 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
             if !is_null {
                 return Err(Errno::NODEV);
             }
-            let target = open_in(root, target)?;
-            let flags = MountFlags::from_bits_retain(ms::BIND);
             mount::mount(
                 FdPath::new(&null).as_cstr(),
-                FdPath::new(&target).as_cstr(),
+                at.as_cstr(),
                 c"",
-                flags,
+                MountFlags::from_bits_retain(ms::BIND),
                 None,
             )
         }),
@@ -161,10 +173,32 @@ fn optional_target(optional: bool, f: impl FnOnce() -> Result<(), Errno>) -> Res
     }
 }
 
-/// Opens `path` beneath `root` as an O_PATH fd, one component at a time:
-/// a symlink anywhere is ELOOP and `..` is EXDEV, so the result is always
-/// inside the root, whatever the rootfs holds or a racing process does.
+/// Set once openat2 turns out to be missing (kernels before 5.6).
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// Opens `path` beneath `root` as an O_PATH fd, refusing every symlink
+/// (ELOOP) and any `..` that would leave the root (EXDEV), so the result is
+/// always inside the root, whatever the rootfs holds or a racing process
+/// does: one openat2 where the kernel has it, else one component at a time.
 fn open_in(root: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let path = if path.is_empty() { c"." } else { path };
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match fs::openat2(
+            root,
+            path,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        ) {
+            Err(Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            r => return r,
+        }
+    }
+    walk_in(root, path)
+}
+
+fn walk_in(root: BorrowedFd<'_>, path: &CStr) -> Result<OwnedFd, Errno> {
     let mut cur = fs::openat(
         root,
         c".",
@@ -195,7 +229,8 @@ fn open_parent_in(root: BorrowedFd<'_>, path: &CStr) -> Result<(OwnedFd, Name), 
         Some(i) => (&bytes[..i], &bytes[i + 1..]),
         None => (&b""[..], bytes),
     };
-    let mut buf = [0u8; 4096];
+    // Plan paths are short fixed strings such as "sys/fs/cgroup/cpu,cpuacct".
+    let mut buf = [0u8; 256];
     buf.get_mut(..parent.len() + 1).ok_or(Errno::NAMETOOLONG)?[..parent.len()]
         .copy_from_slice(parent);
     let parent = CStr::from_bytes_until_nul(&buf).map_err(|_| Errno::INVAL)?;

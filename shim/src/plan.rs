@@ -170,9 +170,10 @@ pub enum Op<'a> {
     Touch { path: &'a CStr },
     /// `symlink(target, path)`, path in the root.
     Symlink { target: &'a CStr, path: &'a CStr },
-    /// Bind the root's `dev/null` over `target`, after checking that it is
-    /// the character device 1:3 (runc's CVE-2025-31133).
-    MaskWithNull { target: &'a CStr, optional: bool },
+    /// Hide `target`: a directory behind an empty read-only tmpfs, a file
+    /// behind the root's `dev/null`, after checking that it is the
+    /// character device 1:3 (runc's CVE-2025-31133).
+    Mask { target: &'a CStr, optional: bool },
     /// Bind `path` onto itself and remount it read-only (and nosuid, nodev,
     /// noexec).
     ReadOnly { path: &'a CStr, optional: bool },
@@ -216,7 +217,7 @@ mod kind {
     pub const MKDIR: u8 = 5;
     pub const TOUCH: u8 = 6;
     pub const SYMLINK: u8 = 7;
-    pub const MASK_WITH_NULL: u8 = 8;
+    pub const MASK: u8 = 8;
     pub const READ_ONLY: u8 = 9;
     pub const HOSTNAME: u8 = 10;
     pub const LOOPBACK_UP: u8 = 11;
@@ -255,7 +256,7 @@ impl<'a> Op<'a> {
                 target: c.cstr()?,
                 path: c.cstr()?,
             },
-            MASK_WITH_NULL => Op::MaskWithNull {
+            MASK => Op::Mask {
                 target: c.cstr()?,
                 optional: c.bool()?,
             },
@@ -309,7 +310,7 @@ impl fmt::Display for Op<'_> {
             Op::Mkdir { path, .. } => write!(f, "mkdir /{}", s(path)),
             Op::Touch { path } => write!(f, "create /{}", s(path)),
             Op::Symlink { target, path } => write!(f, "symlink /{} -> {}", s(path), s(target)),
-            Op::MaskWithNull { target, .. } => write!(f, "mask /{} with /dev/null", s(target)),
+            Op::Mask { target, .. } => write!(f, "mask /{}", s(target)),
             Op::ReadOnly { path, .. } => write!(f, "make /{} read-only", s(path)),
             Op::Hostname { name } => write!(f, "sethostname {}", s(name)),
             Op::LoopbackUp => f.write_str("bring up lo"),
@@ -491,8 +492,8 @@ mod encode {
                     self.cstr(target);
                     self.cstr(path);
                 }
-                Op::MaskWithNull { target, optional } => {
-                    self.u8(MASK_WITH_NULL);
+                Op::Mask { target, optional } => {
+                    self.u8(MASK);
                     self.cstr(target);
                     self.u8(optional as u8);
                 }
@@ -613,7 +614,7 @@ mod tests {
                 target: c"/proc/self/fd",
                 path: c"dev/fd",
             },
-            Op::MaskWithNull {
+            Op::Mask {
                 target: c"proc/kcore",
                 optional: true,
             },

@@ -232,6 +232,14 @@ pub fn sys_fs_cgroup_is_the_containers_own_and_read_only(env: &Env) -> R {
         || "a cgroup was made from inside".into(),
     )?;
     let ro: u32 = l.last().and_then(|n| n.parse().ok()).unwrap_or(0);
+    // Without limits there is no cgroup of the container's own to show.
+    let bare = env.sh(
+        &[],
+        "ls -A /sys/fs/cgroup | wc -l; mkdir /sys/fs/cgroup/x 2>/dev/null || echo refused",
+    );
+    check(lines(&bare) == ["0", "refused"], || {
+        format!("/sys/fs/cgroup without limits\n{bare}")
+    })?;
     check(ro >= 1, || {
         format!("/sys/fs/cgroup is not mounted read-only\n{out}")
     })
