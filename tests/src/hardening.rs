@@ -4,7 +4,6 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -246,34 +245,13 @@ pub fn sys_fs_cgroup_is_the_containers_own_and_read_only(env: &Env) -> R {
 }
 
 pub fn no_controlling_terminal_so_no_tiocsti(env: &Env) -> R {
-    // Give the runner a terminal of its own, as an interactive user's.
-    // SAFETY: plain libc pty calls on fds this function owns.
-    let (master, slave) = unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        check(m >= 0, || "posix_openpt failed".into())?;
-        libc::grantpt(m);
-        libc::unlockpt(m);
-        let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_owned();
-        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
-        (m, s)
-    };
+    // The runner on a terminal, as an interactive user's; only its stdin.
+    let terminal = host::Terminal::open()?;
     let script = "echo sid=$(cut -d' ' -f6 /proc/1/stat); (echo x > /dev/tty) 2>/dev/null && echo has-tty || echo no-tty";
     let mut cmd = env.command(&[], &["/bin/sh", "-c", script]);
-    // SAFETY: dup2 onto our own fd numbers; the child may call these.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(slave, libc::TIOCSCTTY, 0);
-            libc::dup2(slave, 0);
-            Ok(())
-        });
-    }
+    terminal.attach(&mut cmd, 1);
     let out = output(&mut cmd);
-    // SAFETY: our own fds.
-    unsafe {
-        libc::close(slave);
-        libc::close(master);
-    }
+    drop(terminal);
     out.expect(0)?;
     check(lines(&out) == ["sid=1", "no-tty"], || {
         format!("the container kept the caller's terminal (bubblewrap CVE-2017-5226)\n{out}")

@@ -183,3 +183,56 @@ pub fn children(pid: u32) -> Vec<u32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+/// A pseudo-terminal pair on the host, as a user's terminal.
+pub struct Terminal {
+    pub master: fs::File,
+    pub slave: std::os::fd::OwnedFd,
+}
+
+impl Terminal {
+    pub fn open() -> Result<Terminal, String> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain libc pty calls; each fd is owned once it exists.
+        unsafe {
+            let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+            if m < 0 {
+                return Err("posix_openpt failed".into());
+            }
+            let master = fs::File::from_raw_fd(m);
+            libc::grantpt(m);
+            libc::unlockpt(m);
+            let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_owned();
+            let s = libc::open(
+                name.as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            );
+            if s < 0 {
+                return Err("open the pty's slave failed".into());
+            }
+            Ok(Terminal {
+                master,
+                slave: std::os::fd::OwnedFd::from_raw_fd(s),
+            })
+        }
+    }
+
+    /// Starts `cmd` in a session of its own whose controlling terminal is
+    /// the slave, on the fds 0..`stdio`.
+    pub fn attach(&self, cmd: &mut std::process::Command, stdio: i32) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let slave = self.slave.as_raw_fd();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setsid();
+                libc::ioctl(slave, libc::TIOCSCTTY, 0);
+                for fd in 0..stdio {
+                    libc::dup2(slave, fd);
+                }
+                Ok(())
+            });
+        }
+    }
+}

@@ -140,7 +140,8 @@ pub fn fetch_deb_busybox(cache: &Path, arch: Option<&str>) -> Result<PathBuf, St
     }
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+/// Runs `cmd`; on failure, the error names it and carries its stderr.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
     let out = cmd
         .output()
         .map_err(|e| format!("run {cmd:?}: {e} (is it installed?)"))?;

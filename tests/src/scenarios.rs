@@ -173,17 +173,9 @@ pub fn dev_nodes_are_the_right_devices(env: &Env) -> R {
 
 pub fn devpts_is_a_new_instance(env: &Env) -> R {
     // Give the host a pty of its own, which a shared devpts would show.
-    // SAFETY: plain libc calls; the fd is closed below.
-    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY) };
-    check(master >= 0, || "posix_openpt on the host failed".into())?;
-    // SAFETY: as above.
-    unsafe {
-        libc::grantpt(master);
-        libc::unlockpt(master);
-    }
+    let terminal = host::Terminal::open()?;
     let out = env.run(&[], &["ls", "/dev/pts"]);
-    // SAFETY: our own fd.
-    unsafe { libc::close(master) };
+    drop(terminal);
     out.expect(0)?;
     check(lines(&out) == ["ptmx"], || {
         format!("/dev/pts shows more than its own ptmx\n{out}")
@@ -659,36 +651,15 @@ pub fn non_root_is_refused(env: &Env) -> R {
 
 pub fn a_terminal_of_its_own(env: &Env) -> R {
     use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
     // The runner on a terminal, as a user's shell would start it.
-    // SAFETY: plain libc pty calls; both fds are owned below.
-    let (master, slave) = unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        check(m >= 0, || "posix_openpt failed".into())?;
-        libc::grantpt(m);
-        libc::unlockpt(m);
-        let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_owned();
-        (
-            fs::File::from_raw_fd(m),
-            libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY),
-        )
-    };
+    let terminal = host::Terminal::open()?;
     let mut cmd = std::process::Command::new(&env.runner);
     cmd.arg("--rootfs").arg(&env.rootfs).args(["--", "/bin/sh"]);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(slave, libc::TIOCSCTTY, 0);
-            for fd in 0..3 {
-                libc::dup2(slave, fd);
-            }
-            Ok(())
-        });
-    }
+    terminal.attach(&mut cmd, 3);
     let child = cmd.spawn().map_err(|e| e.to_string())?;
-    // SAFETY: our own fd; the child has its copies.
-    unsafe { libc::close(slave) };
+    // Only the child keeps the slave: the master then ends when it does.
+    let host::Terminal { master, slave } = terminal;
+    drop(slave);
     let mut reader = master.try_clone().map_err(|e| e.to_string())?;
     let collected = std::thread::spawn(move || {
         let mut all = Vec::new();

@@ -173,16 +173,5 @@ pub fn installed(pkg: &str) -> bool {
 
 /// Runs `cmd`; on failure, the error names it and carries its stderr.
 fn quiet(cmd: &mut Command) -> crate::Result {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("run {cmd:?}: {e} (is it installed?)"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    husk_tests::rootfs::run(cmd)
 }
