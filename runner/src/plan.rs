@@ -243,18 +243,7 @@ fn cgroupfs(p: &mut Builder, layout: &Layout) {
         let name = dir_name(&h.mountpoint, &h.controllers.join(","));
         let target = CString::new(format!("sys/fs/cgroup/{name}")).unwrap();
         let controllers = CString::new(h.controllers.join(",")).unwrap();
-        p.push(Op::Mkdir {
-            path: &target,
-            mode: 0o755,
-        });
-        p.push(Op::Mount {
-            source: c"cgroup",
-            target: &target,
-            fstype: c"cgroup",
-            flags: ro,
-            data: &controllers,
-            optional: false,
-        });
+        p.mount_dir(&target, c"cgroup", c"cgroup", ro, &controllers);
     }
     if let Some(h) = v2 {
         let target = CString::new(format!(
@@ -262,18 +251,7 @@ fn cgroupfs(p: &mut Builder, layout: &Layout) {
             dir_name(&h.mountpoint, "unified")
         ))
         .unwrap();
-        p.push(Op::Mkdir {
-            path: &target,
-            mode: 0o755,
-        });
-        p.push(Op::Mount {
-            source: c"cgroup2",
-            target: &target,
-            fstype: c"cgroup2",
-            flags: ro,
-            data: c"",
-            optional: false,
-        });
+        p.mount_dir(&target, c"cgroup2", c"cgroup2", ro, c"");
     }
     p.push(Op::Mount {
         source: c"",

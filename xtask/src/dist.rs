@@ -148,27 +148,22 @@ pub fn build(a: &'static Arch) -> crate::Result<Built> {
 
 /// The rustup target, rust-src for build-std, and the cross linker.
 fn prepare(a: &Arch) -> crate::Result {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    if !String::from_utf8_lossy(&installed)
-        .lines()
-        .any(|t| t == a.triple)
-    {
+    // `rustup ... list --installed` lines start with the name.
+    let has = |what: &str, name: &str| {
+        let out = Command::new("rustup")
+            .args([what, "list", "--installed"])
+            .output();
+        out.is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with(name))
+        })
+    };
+    if !has("target", a.triple) {
         println!("xtask: rustup target add {}", a.triple);
         crate::run(Command::new("rustup").args(["target", "add", a.triple]))?;
     }
-    let components = Command::new("rustup")
-        .args(["component", "list", "--installed"])
-        .output()
-        .map(|o| o.stdout)
-        .unwrap_or_default();
-    if !String::from_utf8_lossy(&components)
-        .lines()
-        .any(|c| c.starts_with("rust-src"))
-    {
+    if !has("component", "rust-src") {
         println!("xtask: rustup component add rust-src");
         crate::run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
     }
