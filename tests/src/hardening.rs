@@ -121,12 +121,14 @@ pub fn seccomp_refuses_with_eperm_and_programs_still_work(env: &Env) -> R {
     check(out.stderr.contains("No such file"), || {
         format!("--seccomp unconfined still filters\n{out}")
     })?;
-    let out = env.sh(&[], "echo hello world | tr a-z A-Z | wc -c; ls /bin | grep -c sh; date +%Y >/dev/null && echo ok");
+    let out = env.sh(
+        &[],
+        "echo hello world | tr a-z A-Z | wc -c; date +%Y >/dev/null && echo ok",
+    );
     out.expect(0)?;
-    check(
-        lines(&out) == ["12", "3", "ok"] || lines(&out).first() == Some(&"12"),
-        || format!("a pipeline failed\n{out}"),
-    )
+    check(lines(&out) == ["12", "ok"], || {
+        format!("a pipeline failed\n{out}")
+    })
 }
 
 /// Docker's masked paths that exist on this kernel, with whether each is a

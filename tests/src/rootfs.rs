@@ -97,8 +97,15 @@ pub fn fetch_deb_busybox(cache: &Path, arch: Option<&str>) -> Result<PathBuf, St
         return Ok(bin);
     }
     fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    // Package lists of our own, updated here: a fresh machine may have none
+    // yet, and the host's dpkg setup is never touched.
+    let native = Command::new("dpkg")
+        .arg("--print-architecture")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .map_err(|e| format!("run dpkg --print-architecture: {e} (a Debian machine is needed)"))?;
     let mut apt = Command::new("apt-get");
-    if let Some(arch) = arch {
+    if let Some(arch) = arch.or(Some(native.as_str())) {
         let lists = cache.join(format!("apt-lists-{arch}"));
         fs::create_dir_all(lists.join("partial"))
             .map_err(|e| format!("mkdir {}: {e}", lists.display()))?;
