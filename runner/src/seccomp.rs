@@ -40,19 +40,31 @@ fn denied() -> Vec<u32> {
         nr::__NR_io_uring_enter,
         nr::__NR_io_uring_register,
     ];
-    #[cfg(target_arch = "x86_64")]
-    list.extend([nr::__NR_iopl, nr::__NR_ioperm]);
-    #[cfg(any(target_arch = "x86_64", target_arch = "arm"))]
-    list.extend([
-        nr::__NR_uselib,
-        nr::__NR_ustat,
-        nr::__NR_sysfs,
-        nr::__NR__sysctl,
-    ]);
-    #[cfg(target_arch = "arm")]
-    list.extend([nr::__NR_clock_settime64, nr::__NR_clock_adjtime64]);
+    list.extend_from_slice(ARCH_DENIED);
     list
 }
+
+/// The same for syscalls only some architectures have.
+#[cfg(target_arch = "x86_64")]
+const ARCH_DENIED: &[u32] = &[
+    nr::__NR_iopl,
+    nr::__NR_ioperm,
+    nr::__NR_uselib,
+    nr::__NR_ustat,
+    nr::__NR_sysfs,
+    nr::__NR__sysctl,
+];
+#[cfg(target_arch = "arm")]
+const ARCH_DENIED: &[u32] = &[
+    nr::__NR_uselib,
+    nr::__NR_ustat,
+    nr::__NR_sysfs,
+    nr::__NR__sysctl,
+    nr::__NR_clock_settime64,
+    nr::__NR_clock_adjtime64,
+];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "arm")))]
+const ARCH_DENIED: &[u32] = &[];
 
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = linux_raw_sys::ptrace::AUDIT_ARCH_X86_64;

@@ -135,23 +135,79 @@ fn pid_namespaces() -> BTreeSet<String> {
         }
     };
     let mut set = BTreeSet::new();
-    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if !e
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
+    for dir in processes() {
+        if !fs::read_link(dir.join("root")).is_ok_and(|r| ours(&r)) {
             continue;
         }
-        if !fs::read_link(e.path().join("root")).is_ok_and(|r| ours(&r)) {
-            continue;
-        }
-        if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
+        if let Ok(link) = fs::read_link(dir.join("ns/pid")) {
             set.insert(link.to_string_lossy().into_owned());
         }
     }
     set
+}
+
+/// /proc/PID of every process.
+fn processes() -> impl Iterator<Item = PathBuf> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(|e| e.path())
+}
+
+/// Every user-space process: pid, parent, state, where it sleeps in the
+/// kernel, cgroup and command line, with the kernel stack of each process
+/// that is neither running nor in an ordinary sleep. For when a scenario
+/// hangs and all that is left is the console.
+pub fn process_table() -> String {
+    let mut out =
+        String::from("  PID  PPID S WCHAN                CGROUP                         COMMAND\n");
+    for dir in processes() {
+        let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+        if cmdline.is_empty() {
+            continue; // a kernel thread, or gone
+        }
+        let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // comm may hold spaces and parentheses: the fields follow the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let (state, ppid) = (
+            fields.first().copied().unwrap_or("?"),
+            fields.get(1).copied().unwrap_or("?"),
+        );
+        let wchan = fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let cgroup = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+        let cgroup = cgroup.lines().last().unwrap_or("");
+        let mut cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if let Some((cut, _)) = cmd.char_indices().nth(120) {
+            cmd.truncate(cut);
+        }
+        let pid = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        out += &format!(
+            "{pid:>5} {ppid:>5} {state} {wchan:<20} {cgroup:<30} {}\n",
+            cmd.trim_end()
+        );
+        if state != "R" && state != "S" {
+            for frame in fs::read_to_string(dir.join("stack"))
+                .unwrap_or_default()
+                .lines()
+            {
+                out += &format!("        {frame}\n");
+            }
+        }
+    }
+    out
 }
 
 /// The directory of `pid`'s cgroup in the hierarchy holding `controller`.

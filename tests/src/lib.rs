@@ -13,9 +13,11 @@ pub mod host;
 pub mod rootfs;
 mod scenarios;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The scenarios, in the order they run. One list: it makes both the
 /// `ALL` table and the host's #[test] functions.
@@ -146,16 +148,81 @@ impl Env {
     }
 }
 
+/// How long one run of the runner may take before the tests kill it.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` with its stdout and stderr piped, to the end or until
+/// RUN_LIMIT; a kill shows as status -1 with the reason on stderr.
 pub fn output(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    Output {
-        status: out.status.code().unwrap_or_else(|| {
-            use std::os::unix::process::ExitStatusExt;
-            128 + out.status.signal().unwrap_or(0)
-        }),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    collect(child, RUN_LIMIT).unwrap_or_else(|e| Output {
+        status: -1,
+        stdout: String::new(),
+        stderr: e,
+    })
+}
+
+/// The child's exit status, or None if it is still running after `limit`.
+fn wait_until(child: &mut Child, limit: Duration) -> Result<Option<ExitStatus>, String> {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(None) if start.elapsed() <= limit => std::thread::sleep(Duration::from_millis(5)),
+            Ok(status) => return Ok(status),
+            Err(e) => return Err(format!("wait for the runner: {e}")),
+        }
     }
+}
+
+/// Waits for `child`, killing it after `limit`, and gathers what it wrote
+/// to its piped stdout and stderr. The pipes are read on threads that are
+/// given up on soon after the child is gone: a process that keeps them
+/// open fails the scenario instead of hanging the whole run.
+pub fn collect(mut child: Child, limit: Duration) -> Result<Output, String> {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        if let Some(mut pipe) = pipe {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = pipe.read_to_end(&mut buf);
+                let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+            });
+        } else {
+            let _ = tx.send(String::new());
+        }
+        rx
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let status = wait_until(&mut child, limit)?;
+    if status.is_none() {
+        let _ = child.kill();
+        // Not wait(): a runner stuck in the kernel would not die of it.
+        if wait_until(&mut child, Duration::from_secs(5))?.is_none() {
+            return Err(format!(
+                "the runner was still running after {limit:?} and did not die of SIGKILL; the processes:\n{}",
+                host::process_table()
+            ));
+        }
+    }
+    let grace = Duration::from_secs(5);
+    let open = "<still open 5 s after the runner ended: a process outside the runner holds it>";
+    let stdout = stdout.recv_timeout(grace).unwrap_or_else(|_| open.into());
+    let stderr = stderr.recv_timeout(grace).unwrap_or_else(|_| open.into());
+    let Some(status) = status else {
+        return Err(format!(
+            "the runner was still running after {limit:?}; killed\n--- stdout\n{stdout}--- stderr\n{stderr}"
+        ));
+    };
+    let status = status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + status.signal().unwrap_or(0)
+    });
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 impl Output {

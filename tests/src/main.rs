@@ -1,22 +1,44 @@
 //! Runs every scenario and ends with the line "N passed, M failed"; used
 //! inside the VMs, where there is no cargo. Arguments: scenario names to
-//! run (default: all).
+//! run, in that order, a name as often as it is given (default: all).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A scenario that takes longer than this is hung: every wait inside one
+/// is bounded well below it.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
 
 fn main() {
     let env = match husk_tests::Env::from_env() {
-        Ok(env) => env,
+        Ok(env) => &*Box::leak(Box::new(env)),
         Err(e) => {
             eprintln!("husk-tests: {e}");
             std::process::exit(2);
         }
     };
-    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let mut names: Vec<String> = std::env::args().skip(1).collect();
+    if names.is_empty() {
+        names = husk_tests::ALL.iter().map(|(n, _)| n.to_string()).collect();
+    }
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for (name, _) in husk_tests::ALL
-        .iter()
-        .filter(|(n, _)| wanted.is_empty() || wanted.iter().any(|w| w == n))
-    {
-        match husk_tests::run_scenario(&env, name) {
+    for name in names {
+        let (tx, rx) = mpsc::channel();
+        let scenario = name.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(husk_tests::run_scenario(env, &scenario));
+        });
+        let result = rx.recv_timeout(SCENARIO_LIMIT).unwrap_or_else(|_| {
+            // Show where everything sleeps, then give up: the hung thread
+            // holds the lock every scenario takes.
+            println!(
+                "FAILED {name}: no result after {SCENARIO_LIMIT:?}; the processes:\n{}",
+                husk_tests::host::process_table()
+            );
+            println!("{passed} passed, {} failed, {skipped} skipped", failed + 1);
+            std::process::exit(1);
+        });
+        match result {
             Ok(None) => {
                 passed += 1;
                 println!("ok {name}");

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::{check, host, output, Env, Output};
+use crate::{check, collect, host, output, Env, Output};
 
 pub(crate) type R = Result<(), String>;
 
@@ -291,7 +291,7 @@ pub fn stdin_reaches_an_interactive_shell(env: &Env) -> R {
         .unwrap()
         .write_all(b"echo pid=$$\nexit 3\n")
         .map_err(|e| e.to_string())?;
-    let out = wait_output(child, Duration::from_secs(20))?;
+    let out = collect(child, Duration::from_secs(20))?;
     out.expect(3)?;
     check(out.stdout == "pid=1\n", || format!("wanted pid=1\n{out}"))
 }
@@ -319,7 +319,7 @@ impl Running {
             Ok(l) if l == "ready" => Ok(r),
             other => {
                 let _ = r.child.kill();
-                let out = wait_output(r.child, Duration::from_secs(5))?;
+                let out = collect(r.child, Duration::from_secs(5))?;
                 Err(format!("container did not get ready: {other:?}\n{out}"))
             }
         }
@@ -358,38 +358,10 @@ impl Running {
 
     /// Waits for the runner; the rest of stdout is appended.
     pub(crate) fn finish(self, timeout: Duration) -> Result<Output, String> {
-        let mut out = wait_output(self.child, timeout)?;
+        let mut out = collect(self.child, timeout)?;
         out.stdout = self.lines.try_iter().map(|l| l + "\n").collect::<String>() + &out.stdout;
         Ok(out)
     }
-}
-
-/// Waits for `child`, killing it after `timeout`, so a hang fails the
-/// scenario instead of the whole run.
-fn wait_output(mut child: Child, timeout: Duration) -> Result<Output, String> {
-    let start = Instant::now();
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "the runner was still running after {timeout:?}; killed\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let status = out.status.code().unwrap_or(-1);
-    Ok(Output {
-        status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
 }
 
 pub fn sigint_to_the_runner_ends_pid_one_with_130(env: &Env) -> R {
@@ -694,7 +666,7 @@ pub fn a_terminal_of_its_own(env: &Env) -> R {
     };
     say(b"\x03")?;
     say(b"echo after-$((6*7))\nexit 6\n")?;
-    let out = wait_output(child, Duration::from_secs(20))?;
+    let out = collect(child, Duration::from_secs(20))?;
     let screen = collected.join().unwrap_or_default();
     check(sleeping, || format!("sleep never ran\n{screen}"))?;
     check(out.status == 6, || {
