@@ -47,6 +47,7 @@ macro_rules! for_each_scenario {
             cpu_quota_throttles,
             cpuset_pins_the_container,
             cgroup_parent_is_made_and_removed,
+            a_killed_runners_cgroup_is_swept_by_the_next,
             bad_input_is_one_line_and_leaves_nothing,
             setup_failure_leaves_nothing,
             non_root_is_refused,

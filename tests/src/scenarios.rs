@@ -580,6 +580,33 @@ pub fn bad_input_is_one_line_and_leaves_nothing(env: &Env) -> R {
     Ok(())
 }
 
+pub fn a_killed_runners_cgroup_is_swept_by_the_next(env: &Env) -> R {
+    let r = Running::start(env, &["--pids", "16"], "echo ready; sleep 60")?;
+    let dir = host::cgroup_dir(r.pid1()?, "pids").ok_or("no pids cgroup for the container")?;
+    r.signal(libc::SIGKILL);
+    r.finish(Duration::from_secs(20))?.expect(137)?;
+    // The container dies of the runner's death (PDEATHSIG); its cgroup
+    // stays, as nothing is left to remove it.
+    let procs = dir.join("cgroup.procs");
+    let start = Instant::now();
+    while fs::read_to_string(&procs).is_ok_and(|p| !p.is_empty()) {
+        check(start.elapsed() < Duration::from_secs(10), || {
+            format!(
+                "the container outlived its SIGKILLed runner: {}",
+                procs.display()
+            )
+        })?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    check(dir.is_dir(), || {
+        format!("{} went with the SIGKILLed runner?", dir.display())
+    })?;
+    env.sh(&["--pids", "16"], "true").expect(0)?;
+    check(!dir.exists(), || {
+        format!("{} is still there after the next container", dir.display())
+    })
+}
+
 pub fn setup_failure_leaves_nothing(env: &Env) -> R {
     // A rootfs whose /proc is a file: the shim fails half-way, after the
     // cgroup, /dev and the binds are made.

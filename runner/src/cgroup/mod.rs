@@ -85,6 +85,8 @@ pub trait CgroupFs {
     fn write(&self, path: &Path, value: &str) -> io::Result<()>;
     fn read(&self, path: &Path) -> io::Result<String>;
     fn rmdir(&self, path: &Path) -> io::Result<()>;
+    /// The names of the directories in `dir`.
+    fn subdirs(&self, dir: &Path) -> io::Result<Vec<String>>;
 }
 
 pub struct RealFs;
@@ -107,6 +109,30 @@ impl CgroupFs for RealFs {
     fn rmdir(&self, path: &Path) -> io::Result<()> {
         fs::remove_dir(path)
     }
+    fn subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        subdirs(dir)
+    }
+}
+
+pub(crate) fn subdirs(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// A cgroup named after a runner (husk-PID) whose process is gone: left by
+/// a runner that was SIGKILLed, which cannot clean up after itself. Its
+/// container died with it (PDEATHSIG), so the directory is empty; one that
+/// is not makes rmdir fail with EBUSY and stays.
+fn is_stale(name: &str) -> bool {
+    name.strip_prefix("husk-")
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// A container's cgroup: a directory in each hierarchy it uses. Dropping it
@@ -169,6 +195,7 @@ impl Cgroup {
                 None => h.mountpoint.join(h.own.trim_matches('/')),
             };
             cg.make_parents(h, &parent_dir, &controllers)?;
+            cg.sweep(&parent_dir);
             let leaf = parent_dir.join(name);
             cg.fs
                 .mkdir(&leaf)
@@ -223,6 +250,15 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// Removes what SIGKILLed runners left in `parent`: nobody else will.
+    fn sweep(&self, parent: &Path) {
+        for name in self.fs.subdirs(parent).unwrap_or_default() {
+            if is_stale(&name) {
+                let _ = self.fs.rmdir(&parent.join(name));
+            }
+        }
     }
 
     /// Moves `pid` into the cgroup, in every hierarchy.

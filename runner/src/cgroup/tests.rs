@@ -31,6 +31,9 @@ impl CgroupFs for TempFs {
         }
         fs::remove_dir(path)
     }
+    fn subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
+        super::subdirs(dir)
+    }
 }
 
 fn temp_root() -> PathBuf {
@@ -382,5 +385,30 @@ fn a_missing_controller_is_named() {
         "{}",
         err.message
     );
+    fs::remove_dir_all(root).unwrap();
+}
+
+#[test]
+fn leftovers_of_killed_runners_are_swept() {
+    let root = temp_root();
+    let layout = v2(&root, "/");
+    // Above PID_MAX_LIMIT (4194304): no such process can exist.
+    let dead = "husk-4194305";
+    let alive = format!("husk-{}", std::process::id());
+    for d in [dead, &alive, "husk-4194306/busy", "husk-x", "other"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let limits = Limits {
+        pids: Some(8),
+        ..Limits::default()
+    };
+    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, None, "husk-1")
+        .unwrap()
+        .unwrap();
+    assert!(!root.join(dead).exists(), "an empty leftover goes");
+    for kept in [alive.as_str(), "husk-4194306", "husk-x", "other", "husk-1"] {
+        assert!(root.join(kept).is_dir(), "{kept} must stay");
+    }
+    drop(cg);
     fs::remove_dir_all(root).unwrap();
 }
