@@ -73,10 +73,24 @@ pub fn parse(flag: &str, name: &str) -> Result<u64> {
         })
 }
 
-/// The set a container keeps: the default (or all, privileged), plus
-/// --cap-add, minus --cap-drop.
-pub fn keep(privileged: bool, add: &[String], drop: &[String]) -> Result<u64> {
-    let mut set = if privileged { ALL } else { DEFAULT };
+const SYS_CHROOT: u64 = 1 << 18;
+
+/// The set before the flags: all when privileged, else the default, less
+/// SYS_CHROOT where the rootfs is entered by chroot instead of pivot_root.
+/// The host's tree then stays below the container's root, and chroot(2)
+/// is how a process gets out of one (`--cap-add SYS_CHROOT` allows it
+/// again, knowingly).
+pub fn base(privileged: bool, pivot_works: bool) -> u64 {
+    match (privileged, pivot_works) {
+        (true, _) => ALL,
+        (false, true) => DEFAULT,
+        (false, false) => DEFAULT & !SYS_CHROOT,
+    }
+}
+
+/// The set a container keeps: `base`, plus --cap-add, minus --cap-drop.
+pub fn keep(base: u64, add: &[String], drop: &[String]) -> Result<u64> {
+    let mut set = base;
     for a in add {
         set |= parse("--cap-add", a)?;
     }
@@ -114,11 +128,18 @@ mod tests {
 
     #[test]
     fn add_and_drop() {
-        let k = keep(false, &["cap_sys_admin".into()], &["NET_RAW".into()]).unwrap();
+        let k = keep(DEFAULT, &["cap_sys_admin".into()], &["NET_RAW".into()]).unwrap();
         assert_eq!(k, (DEFAULT | 1 << 21) & !(1 << 13));
-        assert_eq!(keep(false, &[], &["ALL".into()]).unwrap(), 0);
-        assert_eq!(keep(true, &[], &[]).unwrap(), ALL);
-        assert!(keep(false, &["SYS_WIZARD".into()], &[])
+        assert_eq!(keep(DEFAULT, &[], &["ALL".into()]).unwrap(), 0);
+        assert_eq!(keep(base(true, true), &[], &[]).unwrap(), ALL);
+        // Entered by chroot: no SYS_CHROOT unless asked for.
+        let chrooted = base(false, false);
+        assert_eq!(chrooted, DEFAULT & !parse("x", "SYS_CHROOT").unwrap());
+        assert_eq!(
+            keep(chrooted, &["SYS_CHROOT".into()], &[]).unwrap(),
+            DEFAULT
+        );
+        assert!(keep(DEFAULT, &["SYS_WIZARD".into()], &[])
             .unwrap_err()
             .message
             .contains("--cap-add SYS_WIZARD"));

@@ -6,6 +6,7 @@ mod cgroup;
 mod cli;
 mod error;
 mod fds;
+mod hostroot;
 mod plan;
 mod seccomp;
 mod shim;

@@ -173,7 +173,11 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
     if spec.new_net {
         p.push(Op::LoopbackUp);
     }
-    p.push(Op::PivotRoot);
+    p.push(if spec.pivot {
+        Op::PivotRoot
+    } else {
+        Op::MoveRoot
+    });
     p.push(Op::Chdir {
         path: &spec.workdir,
     });
@@ -346,6 +350,7 @@ mod tests {
             },
             fail_at_step: None,
             tty: false,
+            pivot: true,
         }
     }
 
@@ -395,6 +400,25 @@ mod tests {
             .iter()
             .any(|s| s == "bring up lo" || s.starts_with("make /proc") || s.starts_with("mask ")));
         assert!(!plan.steps.iter().any(|s| s == "install the seccomp filter"));
+    }
+
+    #[test]
+    fn where_pivot_root_cannot_work_the_root_is_moved() {
+        let plan = build(
+            &Spec {
+                pivot: false,
+                ..spec(true, false)
+            },
+            &hybrid(),
+            None,
+        );
+        let steps = &plan.steps;
+        assert!(!steps.iter().any(|s| s == "pivot_root into the rootfs"));
+        let moved = steps
+            .iter()
+            .position(|s| s == "move the rootfs over / and chroot into it")
+            .expect("a move instead");
+        assert_eq!(steps[moved + 1], "chdir /tmp");
     }
 
     #[test]

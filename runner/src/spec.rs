@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::cgroup::Limits;
 use crate::cli::Args;
 use crate::error::{Error, Result};
+use crate::hostroot::Root;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const DEFAULT_HOSTNAME: &str = "husk";
@@ -34,6 +35,9 @@ pub struct Spec {
     pub fail_at_step: Option<usize>,
     /// Give the container a pseudo-terminal of its own.
     pub tty: bool,
+    /// pivot_root into the rootfs; else move it over / and chroot (see
+    /// hostroot.rs).
+    pub pivot: bool,
 }
 
 /// What the container may do.
@@ -53,6 +57,7 @@ pub struct Host {
     pub online_cpus: Vec<u32>,
     pub is_root: bool,
     pub own_exe: Option<PathBuf>,
+    pub root: crate::hostroot::Root,
 }
 
 impl Host {
@@ -63,6 +68,7 @@ impl Host {
             // SAFETY: geteuid cannot fail.
             is_root: unsafe { libc::geteuid() } == 0,
             own_exe: std::env::current_exe().ok(),
+            root: crate::hostroot::detect(),
         }
     }
 }
@@ -104,7 +110,11 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         .unwrap_or_default();
     let candidates = candidates(&args.command[0], &path)?;
     let security = Security {
-        caps: crate::caps::keep(args.privileged, &args.cap_add, &args.cap_drop)?,
+        caps: crate::caps::keep(
+            crate::caps::base(args.privileged, host.root == Root::Pivot),
+            &args.cap_add,
+            &args.cap_drop,
+        )?,
         privileged: args.privileged,
         no_new_privs: !args.allow_new_privs,
         seccomp: match args.seccomp.as_deref() {
@@ -128,6 +138,12 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
             "must be run as root: rootless mode is not available yet",
         ));
     }
+    if host.root == Root::NotAMountPoint {
+        return Err(Error::new(
+            "/ is not a mount point (is the runner chrooted?): the container's mounts could \
+             reach the host; bind-mount the directory onto itself before chrooting into it",
+        ));
+    }
     let rootfs = rootfs(args.rootfs.as_deref())?;
     let shim = crate::shim::Source::choose(args.shim.as_deref(), host.own_exe.as_deref())?;
     let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
@@ -147,6 +163,7 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         security,
         fail_at_step,
         tty: crate::tty::wanted(args.tty, args.no_tty),
+        pivot: host.root == Root::Pivot,
     })
 }
 
@@ -423,6 +440,7 @@ mod tests {
             online_cpus: vec![0, 1],
             is_root: true,
             own_exe: None,
+            root: crate::hostroot::Root::Pivot,
         }
     }
 
@@ -487,6 +505,29 @@ mod tests {
                 "{e:?} lacks {want:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_hosts_root_decides_pivot_or_move() {
+        let with = |root| Host { root, ..host() };
+        // Any existing directory and file do.
+        let args = || {
+            args(|a| {
+                a.rootfs = Some("/tmp".into());
+                a.shim = Some("/proc/self/exe".into());
+            })
+        };
+        let s = check(args(), &with(Root::Pivot)).unwrap();
+        assert!(s.pivot);
+        assert_eq!(s.security.caps, crate::caps::DEFAULT);
+        // An initramfs root: moved, and no chroot(2) to climb back with.
+        let s = check(args(), &with(Root::Move)).unwrap();
+        assert!(!s.pivot);
+        assert_eq!(s.security.caps, crate::caps::base(false, false));
+        let e = check(args(), &with(Root::NotAMountPoint))
+            .unwrap_err()
+            .message;
+        assert!(e.contains("not a mount point"), "{e}");
     }
 
     #[test]

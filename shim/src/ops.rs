@@ -148,6 +148,16 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
             state.root = None;
             rustix::process::chdir(c"/")
         }
+        Op::MoveRoot => {
+            // What runc's --no-pivot and switch_root do. The host tree stays
+            // below the moved rootfs, reachable only by escaping the chroot,
+            // which takes chroot(2): the runner drops CAP_SYS_CHROOT.
+            rustix::process::fchdir(state.root()?)?;
+            mount::mount_move(c".", c"/")?;
+            state.root = None;
+            rustix::process::chroot(c".")?;
+            rustix::process::chdir(c"/")
+        }
         Op::Chdir { path } => rustix::process::chdir(path),
         Op::Setsid => rustix::process::setsid().map(drop),
         // SAFETY: fd 0 is open for the shim's whole life.

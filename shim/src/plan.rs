@@ -184,6 +184,10 @@ pub enum Op<'a> {
     /// Make the root the root: pivot_root(".", ".") from inside it, then
     /// detach the old root so nothing of the host tree stays reachable.
     PivotRoot,
+    /// Instead of `PivotRoot` where it cannot work (the host's root is the
+    /// kernel's initial rootfs, or the runner is chrooted): move the rootfs
+    /// over / and chroot into it.
+    MoveRoot,
     /// `chdir(path)`, after the pivot.
     Chdir { path: &'a CStr },
     /// `setsid()`: no controlling terminal, so no TIOCSTI into the caller's.
@@ -230,6 +234,7 @@ mod kind {
     pub const FAIL: u8 = 18;
     pub const EXEC: u8 = 19;
     pub const CONTROLLING_TTY: u8 = 20;
+    pub const MOVE_ROOT: u8 = 21;
 }
 
 impl<'a> Op<'a> {
@@ -267,6 +272,7 @@ impl<'a> Op<'a> {
             HOSTNAME => Op::Hostname { name: c.cstr()? },
             LOOPBACK_UP => Op::LoopbackUp,
             PIVOT_ROOT => Op::PivotRoot,
+            MOVE_ROOT => Op::MoveRoot,
             CHDIR => Op::Chdir { path: c.cstr()? },
             SETSID => Op::Setsid,
             CONTROLLING_TTY => Op::ControllingTty,
@@ -315,6 +321,7 @@ impl fmt::Display for Op<'_> {
             Op::Hostname { name } => write!(f, "sethostname {}", s(name)),
             Op::LoopbackUp => f.write_str("bring up lo"),
             Op::PivotRoot => f.write_str("pivot_root into the rootfs"),
+            Op::MoveRoot => f.write_str("move the rootfs over / and chroot into it"),
             Op::Chdir { path } => write!(f, "chdir {}", s(path)),
             Op::Setsid => f.write_str("setsid"),
             Op::ControllingTty => f.write_str("take the pseudo-terminal as controlling terminal"),
@@ -508,6 +515,7 @@ mod encode {
                 }
                 Op::LoopbackUp => self.u8(LOOPBACK_UP),
                 Op::PivotRoot => self.u8(PIVOT_ROOT),
+                Op::MoveRoot => self.u8(MOVE_ROOT),
                 Op::Chdir { path } => {
                     self.u8(CHDIR);
                     self.cstr(path);
@@ -625,6 +633,7 @@ mod tests {
             Op::Hostname { name: c"box" },
             Op::LoopbackUp,
             Op::PivotRoot,
+            Op::MoveRoot,
             Op::Chdir { path: c"/tmp" },
             Op::Setsid,
             Op::ControllingTty,
@@ -670,13 +679,17 @@ mod tests {
     #[test]
     fn every_truncation_is_refused() {
         let mut storage = Default::default();
-        let buf = encode(&sample(&mut storage));
+        let ops = sample(&mut storage);
+        let buf = encode(&ops);
         let body = &buf[HEADER_LEN..];
         for cut in 1..body.len() {
             // A cut that falls between two ops decodes as a shorter plan;
             // every other cut must be an error, never a panic.
             if let Ok(plan) = Plan::new(&body[..cut]) {
-                assert!(plan.ops().count() < 20, "cut at {cut} decoded everything");
+                assert!(
+                    plan.ops().count() < ops.len(),
+                    "cut at {cut} decoded everything"
+                );
             }
         }
         for cut in 0..HEADER_LEN {

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 #[derive(Debug, PartialEq)]
 pub struct Snapshot {
@@ -124,19 +126,32 @@ pub fn husk_cgroups() -> BTreeSet<PathBuf> {
     found
 }
 
-/// The PID namespaces of processes rooted in a test rootfs (under a
-/// target/ directory, or a husk-* temporary one): other software on the
-/// machine may make PID namespaces of its own while the tests run.
-fn pid_namespaces() -> BTreeSet<String> {
-    let tmp = std::env::temp_dir().join("husk-");
-    let ours = |root: &Path| {
-        root.to_string_lossy().contains("/target/") || root.starts_with(&tmp) || {
-            root.to_string_lossy().starts_with(&*tmp.to_string_lossy())
+/// The root directories of the test rootfs, as (device, inode): a
+/// container's root shows as "/" through /proc/PID/root once it has
+/// pivoted, but is still the same directory.
+static ROOTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// Counts processes rooted in `dir` as the tests' own in every snapshot.
+pub fn watch_root(dir: &Path) {
+    if let Ok(m) = fs::metadata(dir) {
+        let mut roots = ROOTS.lock().unwrap_or_else(|e| e.into_inner());
+        if !roots.contains(&(m.dev(), m.ino())) {
+            roots.push((m.dev(), m.ino()));
         }
+    }
+}
+
+/// The PID namespaces of processes rooted in a watched rootfs: other
+/// software on the machine may make PID namespaces of its own while the
+/// tests run.
+fn pid_namespaces() -> BTreeSet<String> {
+    let roots = ROOTS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ours = |dir: &Path| {
+        fs::metadata(dir.join("root")).is_ok_and(|m| roots.contains(&(m.dev(), m.ino())))
     };
     let mut set = BTreeSet::new();
     for dir in processes() {
-        if !fs::read_link(dir.join("root")).is_ok_and(|r| ours(&r)) {
+        if !ours(&dir) {
             continue;
         }
         if let Ok(link) = fs::read_link(dir.join("ns/pid")) {
@@ -208,6 +223,20 @@ pub fn process_table() -> String {
         }
     }
     out
+}
+
+/// Whether / is the kernel's initial rootfs, an initramfs never left: its
+/// mount is its own parent. The runner moves the root there instead of
+/// pivoting, and keeps no CAP_SYS_CHROOT to climb back out with.
+pub fn root_is_initramfs() -> bool {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"));
+    root.is_some_and(|l| {
+        let mut f = l.split(' ');
+        f.next() == f.next()
+    })
 }
 
 /// The directory of `pid`'s cgroup in the hierarchy holding `controller`.

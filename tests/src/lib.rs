@@ -35,6 +35,7 @@ macro_rules! for_each_scenario {
             only_lo_and_it_is_up,
             net_host_shares_the_host_network,
             old_root_is_unreachable,
+            a_chrooted_runner_pivots_or_says_why_not,
             exit_status_is_the_programs,
             not_executable_is_126,
             not_found_is_127,
@@ -49,6 +50,7 @@ macro_rules! for_each_scenario {
             cgroup_parent_is_made_and_removed,
             a_killed_runners_cgroup_is_swept_by_the_next,
             bad_input_is_one_line_and_leaves_nothing,
+            leftover_checks_see_a_running_container,
             setup_failure_leaves_nothing,
             non_root_is_refused,
             a_terminal_of_its_own,
@@ -124,6 +126,7 @@ impl Env {
                 dir
             }
         };
+        host::watch_root(&rootfs);
         Ok(Env { runner, rootfs })
     }
 

@@ -1,5 +1,6 @@
 //! The scenarios. Each returns Err with what it saw when a check fails.
 
+use std::ffi::CStr;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -225,6 +226,83 @@ pub fn old_root_is_unreachable(env: &Env) -> R {
         })?;
     }
     Ok(())
+}
+
+/// A runner chrooted: into a directory that is a mount point it works as
+/// anywhere (pivot_root); into a plain directory / cannot be made a slave,
+/// so it is refused with one line. (A root with no parent mount, the
+/// initramfs of a board, is the aarch64 VM's: there the root is moved.)
+pub fn a_chrooted_runner_pivots_or_says_why_not(env: &Env) -> R {
+    let script = "echo pid=$$; test -e /outside && echo sees-the-jail; test -x /bin/busybox && echo in-rootfs";
+    let plain = in_jail(env, false, script)?;
+    one_error_line(&plain, 125, "/ is not a mount point")?;
+    let bound = in_jail(env, true, script)?;
+    bound.expect(0)?;
+    check(bound.stdout == "pid=1\nin-rootfs\n", || {
+        format!("wanted PID 1 in the rootfs, not the jail\n{bound}")
+    })
+}
+
+/// Runs the runner chrooted into a temporary jail holding a copy of it, the
+/// rootfs, /proc and /dev, made in a mount namespace of the runner's own;
+/// with `bind_self` the jail is a mount point.
+fn in_jail(env: &Env, bind_self: bool, script: &str) -> Result<Output, String> {
+    use std::ffi::CString;
+    let jail = std::env::temp_dir().join(format!("husk-jail-{}", std::process::id()));
+    let made = (|| -> std::io::Result<()> {
+        for d in ["", "rootfs", "proc", "dev"] {
+            fs::create_dir_all(jail.join(d))?;
+        }
+        fs::copy(&env.runner, jail.join("runner"))?;
+        fs::write(jail.join("outside"), "the jail, not the container\n")
+    })();
+    let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let (rootfs, dir) = (c(&env.rootfs), c(&jail));
+    let [j_rootfs, j_proc, j_dev] = ["rootfs", "proc", "dev"].map(|d| c(&jail.join(d)));
+    let mut cmd = std::process::Command::new("/runner");
+    cmd.args(["--rootfs", "/rootfs", "--", "/bin/sh", "-c", script]);
+    cmd.stdin(Stdio::null());
+    // SAFETY: only async-signal-safe syscalls between fork and exec, on C
+    // strings made before the fork. The mounts are in the child's own mount
+    // namespace and go with it.
+    unsafe {
+        cmd.pre_exec(move || {
+            let ok = |r: libc::c_int| match r {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            };
+            let mount = |src: &CStr, dst: &CStr, fstype: Option<&CStr>, flags| {
+                let fstype = fstype.map_or(std::ptr::null(), CStr::as_ptr);
+                ok(libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    fstype,
+                    flags,
+                    std::ptr::null(),
+                ))
+            };
+            let rbind = libc::MS_BIND | libc::MS_REC;
+            ok(libc::unshare(libc::CLONE_NEWNS))?;
+            mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE)?;
+            if bind_self {
+                mount(&dir, &dir, None, libc::MS_BIND)?;
+            }
+            mount(&rootfs, &j_rootfs, None, rbind)?;
+            mount(c"/dev", &j_dev, None, rbind)?;
+            mount(c"proc", &j_proc, Some(c"proc"), 0)?;
+            ok(libc::chroot(dir.as_ptr()))?;
+            ok(libc::chdir(c"/".as_ptr()))
+        });
+    }
+    let out = made.map(|()| output(&mut cmd)).map_err(|e| e.to_string());
+    // Each by name, never recursively: rootfs/ was a mount point only in
+    // the child's namespace, but a mistake here must not reach the rootfs.
+    let _ = fs::remove_file(jail.join("runner"));
+    let _ = fs::remove_file(jail.join("outside"));
+    for d in ["rootfs", "proc", "dev", ""] {
+        let _ = fs::remove_dir(jail.join(d));
+    }
+    out
 }
 
 pub fn exit_status_is_the_programs(env: &Env) -> R {
@@ -605,6 +683,24 @@ pub fn a_killed_runners_cgroup_is_swept_by_the_next(env: &Env) -> R {
     check(!dir.exists(), || {
         format!("{} is still there after the next container", dir.display())
     })
+}
+
+/// The check every scenario ends with must be able to fail: a container
+/// still running shows in it (its PID namespace and its cgroup), and is
+/// gone from it once the container ends.
+pub fn leftover_checks_see_a_running_container(env: &Env) -> R {
+    let before = host::Snapshot::take();
+    let r = Running::start(env, &["--pids", "16"], "echo ready; exec sleep 60")?;
+    r.wait_for_pid1("sleep")?;
+    let during = before.same_as(&host::Snapshot::take());
+    r.signal(libc::SIGTERM);
+    r.finish(Duration::from_secs(20))?.expect(143)?;
+    let seen = during.err().unwrap_or_default();
+    check(
+        seen.contains("new PID namespaces") && seen.contains("cgroups left behind"),
+        || format!("a running container did not show in the leftover check: {seen:?}"),
+    )?;
+    before.same_as(&host::Snapshot::take())
 }
 
 pub fn setup_failure_leaves_nothing(env: &Env) -> R {

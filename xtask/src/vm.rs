@@ -35,6 +35,11 @@ pub struct Args {
     /// v1, v2, hybrid or all (default: all on x86_64, v2 on aarch64)
     #[argh(option)]
     cgroups: Option<String>,
+    /// the guest's root: tmpfs (switched to, as a disk-booted host's) or
+    /// initramfs (stayed on, as a board's) (default: tmpfs on x86_64,
+    /// initramfs on aarch64)
+    #[argh(option)]
+    root: Option<String>,
     /// seconds each VM may take (default 600)
     #[argh(option, default = "600")]
     timeout: u64,
@@ -65,11 +70,38 @@ impl Layout {
     }
 }
 
-/// The default matrix: what CI runs.
+/// What the guest's / is. pivot_root(2) cannot leave the kernel's initial
+/// rootfs, so an init that stays on it is a host where the runner must
+/// move the root instead: boards and routers that run from an initramfs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Root {
+    /// The init copies itself onto a tmpfs and switch_roots there.
+    Tmpfs,
+    Initramfs,
+}
+
+impl Root {
+    pub fn name(self) -> &'static str {
+        match self {
+            Root::Tmpfs => "tmpfs",
+            Root::Initramfs => "initramfs",
+        }
+    }
+}
+
+/// The default matrix: what CI runs. x86_64 goes through every cgroup
+/// layout as a disk-booted host would; aarch64 is a board on its initramfs.
 fn default_layouts(a: &Arch) -> &'static [Layout] {
     match a.name {
         "x86_64" => &Layout::ALL,
         _ => &[Layout::V2],
+    }
+}
+
+fn default_root(a: &Arch) -> Root {
+    match a.name {
+        "x86_64" => Root::Tmpfs,
+        _ => Root::Initramfs,
     }
 }
 
@@ -98,7 +130,13 @@ fn run_matrix(args: Args) -> crate::Result<(usize, usize)> {
                 .find(|x| x.name() == l)
                 .ok_or_else(|| format!("--cgroups {l}: expected v1, v2, hybrid or all"))?],
         };
-        matrix.push((a, layouts));
+        let root = match args.root.as_deref() {
+            None => default_root(a),
+            Some("tmpfs") => Root::Tmpfs,
+            Some("initramfs") => Root::Initramfs,
+            Some(r) => return Err(format!("--root {r}: expected tmpfs or initramfs")),
+        };
+        matrix.push((a, root, layouts));
     }
     for s in &args.scenarios {
         if !husk_tests::ALL.iter().any(|(n, _)| n == s) {
@@ -108,13 +146,13 @@ fn run_matrix(args: Args) -> crate::Result<(usize, usize)> {
     run(&matrix, &args)
 }
 
-/// The default matrix, as `cargo xtask test` runs it.
 /// The default matrix, for `cargo xtask test`: how many tests passed and
 /// failed over all the VMs.
 pub fn run_default() -> crate::Result<(usize, usize)> {
     run_matrix(Args {
         arch: None,
         cgroups: None,
+        root: None,
         timeout: 600,
         verbose: false,
         scenarios: Vec::new(),
@@ -129,6 +167,7 @@ fn cache() -> PathBuf {
 /// What one VM gave.
 struct Outcome {
     arch: &'static str,
+    root: Root,
     layout: Layout,
     accel: Accel,
     wall: Duration,
@@ -138,7 +177,10 @@ struct Outcome {
     error: Option<String>,
 }
 
-fn run(matrix: &[(&'static Arch, Vec<Layout>)], args: &Args) -> crate::Result<(usize, usize)> {
+fn run(
+    matrix: &[(&'static Arch, Root, Vec<Layout>)],
+    args: &Args,
+) -> crate::Result<(usize, usize)> {
     // husk-tests runs each name given, as often as given.
     let expected = if args.scenarios.is_empty() {
         husk_tests::ALL.len()
@@ -146,15 +188,16 @@ fn run(matrix: &[(&'static Arch, Vec<Layout>)], args: &Args) -> crate::Result<(u
         args.scenarios.len()
     };
     let mut outcomes = Vec::new();
-    for (a, layouts) in matrix {
+    for (a, root, layouts) in matrix {
         let start = Instant::now();
-        let guest = Guest::prepare(a)?;
+        let guest = Guest::prepare(a, *root)?;
         println!(
-            "xtask: {} guest ready in {:.1} s: kernel {}, {}",
+            "xtask: {} guest ready in {:.1} s: kernel {}, {}, {} root",
             a.name,
             start.elapsed().as_secs_f64(),
             guest.kernel.version,
-            guest.accel.name()
+            guest.accel.name(),
+            root.name()
         );
         for &layout in layouts {
             let o = guest.boot(layout, args, expected)?;
@@ -162,12 +205,13 @@ fn run(matrix: &[(&'static Arch, Vec<Layout>)], args: &Args) -> crate::Result<(u
         }
     }
 
-    println!("\n| arch | cgroups | accel | wall | passed | failed |");
-    println!("|---|---|---|---:|---:|---:|");
+    println!("\n| arch | root | cgroups | accel | wall | passed | failed |");
+    println!("|---|---|---|---|---:|---:|---:|");
     for o in &outcomes {
         println!(
-            "| {} | {} | {} | {:.1} s | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} s | {} | {} |",
             o.arch,
+            o.root.name(),
             o.layout.name(),
             o.accel.name(),
             o.wall.as_secs_f64(),
@@ -197,6 +241,7 @@ fn run(matrix: &[(&'static Arch, Vec<Layout>)], args: &Args) -> crate::Result<(u
 /// Everything to boot one architecture's VMs.
 struct Guest {
     arch: &'static Arch,
+    root: Root,
     kernel: kernel::Kernel,
     initrd: PathBuf,
     qemu: qemu::Qemu,
@@ -204,7 +249,7 @@ struct Guest {
 }
 
 impl Guest {
-    fn prepare(a: &'static Arch) -> crate::Result<Guest> {
+    fn prepare(a: &'static Arch, root: Root) -> crate::Result<Guest> {
         let runner = crate::dist::build(a)?.runner;
         let tests = build_tests(a)?;
         let dir = cache().join(a.name);
@@ -219,6 +264,7 @@ impl Guest {
         let accel = qemu.accel(a, &kernel.image);
         Ok(Guest {
             arch: a,
+            root,
             kernel,
             initrd,
             qemu,
@@ -238,6 +284,7 @@ impl Guest {
         cmd.arg("-append").arg(init::cmdline(
             qemu::console(self.arch),
             layout,
+            self.root,
             &args.scenarios,
         ));
         let start = Instant::now();
@@ -316,6 +363,7 @@ impl Guest {
         );
         Ok(Outcome {
             arch: self.arch.name,
+            root: self.root,
             layout,
             accel: self.accel,
             wall,

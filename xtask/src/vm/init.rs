@@ -2,17 +2,20 @@
 //! mounts the cgroup layout the kernel command line names, runs husk-tests,
 //! prints one line "vm-test: N passed, M failed", and powers off.
 
-use super::Layout;
+use super::{Layout, Root};
 
 /// The kernel command line for `layout` on the serial console `console`;
 /// `tests` are scenario names (empty: all).
-pub fn cmdline(console: &str, layout: Layout, tests: &[String]) -> String {
+pub fn cmdline(console: &str, layout: Layout, root: Root, tests: &[String]) -> String {
     // quiet: the boot log stays off the console (panics still show);
     // panic=-1 with QEMU's -no-reboot: a panic ends the VM at once;
     // mitigations=off: they only slow an emulated CPU down.
+    // husk_root has no dot, so the kernel hands it to the init in its
+    // environment, before /proc is there to read the command line from.
     let mut c = format!(
-        "console={console} quiet panic=-1 mitigations=off husk.cgroups={}",
-        layout.name()
+        "console={console} quiet panic=-1 mitigations=off husk.cgroups={} husk_root={}",
+        layout.name(),
+        root.name()
     );
     if !tests.is_empty() {
         c.push_str(&format!(" husk.tests={}", tests.join(",")));
@@ -30,13 +33,15 @@ pub const SCRIPT: &str = r#"#!/bin/sh
 # The kernel command line says what to do:
 #   husk.cgroups=v1|v2|hybrid   the cgroup layout to mount
 #   husk.tests=a,b              the scenarios to run (default: all)
+#   husk_root=tmpfs|initramfs   switch to a tmpfs first, or stay on the
+#                               initramfs as a board that runs from one
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 say() { echo "vm-test: $*"; }
 
-if [ "$1" != stage2 ]; then
+if [ "$1" != stage2 ] && [ "$husk_root" != initramfs ]; then
     # The initramfs is the kernel's initial rootfs, which pivot_root(2)
-    # cannot leave (it has no parent mount: EINVAL), and the runner
-    # pivots. So copy it onto a tmpfs and make that the root.
+    # cannot leave (it has no parent mount: EINVAL). A disk-booted host's
+    # root is not: copy the initramfs onto a tmpfs and make that the root.
     mount -t tmpfs -o mode=755 tmpfs /newroot
     for f in /*; do
         [ "$f" = /newroot ] || cp -a "$f" /newroot/
@@ -122,6 +127,7 @@ esac
 say "kernel $(uname -r) on $(uname -m), $(nproc) CPUs; cgroups $layout:"
 awk '$3 ~ /^cgroup/ { print "vm-test:   " $2 " " $3 " " $4 }' /proc/mounts
 say "this shell's cgroups: $(tr '\n' ' ' < /proc/self/cgroup)"
+say "/ is a $(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)"
 grep -q overlay /proc/filesystems && say "overlay is available"
 
 say begin
