@@ -175,6 +175,8 @@ struct Outcome {
     failed: usize,
     /// Why the VM failed, if it did.
     error: Option<String>,
+    /// husk-tests' line naming scenarios that passed only on a second try.
+    flaky: Option<String>,
 }
 
 fn run(
@@ -229,6 +231,11 @@ fn run(
         .collect();
     let passed = outcomes.iter().map(|o| o.passed).sum();
     let failed = outcomes.iter().map(|o| o.failed).sum();
+    for o in &outcomes {
+        if let Some(f) = &o.flaky {
+            println!("vm-test: {} {}: {f}", o.arch, o.layout.name());
+        }
+    }
     println!("vm-test: {passed} passed, {failed} failed");
     if bad.is_empty() {
         println!("vm-test: every VM passed every test");
@@ -328,6 +335,10 @@ impl Guest {
         fs::write(&log, text).map_err(|e| format!("write {}: {e}", log.display()))?;
 
         let (passed, failed) = summary.unwrap_or((0, 0));
+        let flaky = console
+            .iter()
+            .find(|(_, l)| l.starts_with("flaky "))
+            .map(|(_, l)| l.clone());
         let error = if panic {
             Some("the kernel panicked".to_string())
         } else if summary.is_none() {
@@ -370,6 +381,7 @@ impl Guest {
             passed,
             failed,
             error,
+            flaky,
         })
     }
 }
