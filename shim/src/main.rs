@@ -43,6 +43,15 @@ fn panic(_: &PanicInfo<'_>) -> ! {
     arch::exit_group(FAILED)
 }
 
+/// The prebuilt libcore is compiled for unwinding, and an unoptimised link
+/// (plain `cargo build`) keeps its reference to the personality routine
+/// that release builds drop. With panic=abort nothing ever calls it.
+#[cfg(debug_assertions)]
+#[no_mangle]
+extern "C" fn rust_eh_personality() {
+    arch::exit_group(FAILED)
+}
+
 /// Called by the architecture's `_start` with nothing set up but a stack.
 extern "C" fn entry() -> ! {
     // SAFETY: the runner hands us fds 3 and 4 and nothing else uses them;

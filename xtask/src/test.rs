@@ -29,6 +29,16 @@ pub fn main(args: Args) -> crate::Result {
         .find(|b| b.arch.name == native)
         .map(|b| b.runner)
         .ok_or("no native runner built")?;
+    // The README promises that a plain `cargo build` works for development;
+    // only a link shows that it does (the no_std shim fails there first).
+    println!("xtask: cargo build (the development build)");
+    let status = crate::cargo()
+        .args(["build", "--workspace"])
+        .status()
+        .map_err(|e| format!("run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build failed: {status}"));
+    }
     let rootfs = crate::target().join("husk-rootfs");
     if !rootfs.join("bin/busybox").exists() {
         crate::rootfs::build(&rootfs, None)?;
