@@ -80,13 +80,23 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
     // symlinks: see shim::plan::Op.
     let rootfs = CString::new(spec.rootfs.as_os_str().as_bytes()).expect("checked in spec.rs");
     p.push(Op::BindRoot { path: &rootfs });
+    // CAP_MKNOD is in the default set, and husk has no device cgroup (a
+    // container without limits has no cgroup at all): a node made in the
+    // container, or shipped in the image, must not open. So the rootfs and
+    // /dev are nodev; the standard devices are binds of the host's, mounts
+    // of their own that keep working. Docker gets the same from its device
+    // cgroup: mknod succeeds, open fails.
+    let nodev = if sec.privileged { 0 } else { ms::NODEV };
+    if nodev != 0 {
+        p.push(Op::RemountRoot { flags: nodev });
+    }
 
     p.mount_dir(c"proc", c"proc", c"proc", NOSUID_NODEV_NOEXEC, c"");
     p.mount_dir(
         c"dev",
         c"tmpfs",
         c"tmpfs",
-        ms::NOSUID | ms::STRICTATIME,
+        ms::NOSUID | ms::STRICTATIME | nodev,
         c"mode=755,size=65536k",
     );
     for dev in DEVICES {
@@ -378,6 +388,7 @@ mod tests {
         assert_eq!(pos("unshare cgroup namespace"), 0);
         assert_eq!(pos("change propagation of /"), 1);
         assert_eq!(pos("bind the rootfs /srv/box onto itself"), 2);
+        assert_eq!(pos("remount the rootfs nodev"), 3);
         assert!(pos("mount tmpfs on /dev") < pos("bind /dev/null on /dev/null"));
         assert!(pos("mount tmpfs on /dev") < pos("mount devpts on /dev/pts"));
         assert!(pos("mount sysfs on /sys") < pos("mount cgroup on /sys/fs/cgroup/memory"));
@@ -395,10 +406,10 @@ mod tests {
     #[test]
     fn privileged_and_host_network_leave_out_their_steps() {
         let plan = build(&spec(false, true), &hybrid(), None);
-        assert!(!plan
-            .steps
-            .iter()
-            .any(|s| s == "bring up lo" || s.starts_with("make /proc") || s.starts_with("mask ")));
+        assert!(!plan.steps.iter().any(|s| s == "bring up lo"
+            || s.starts_with("make /proc")
+            || s.starts_with("mask ")
+            || s == "remount the rootfs nodev"));
         assert!(!plan.steps.iter().any(|s| s == "install the seccomp filter"));
     }
 

@@ -48,6 +48,20 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
             )?);
             Ok(())
         }
+        Op::RemountRoot { flags } => {
+            // A bind remount sets the per-mount flags to exactly what it is
+            // given (atime apart): keep the ones the bind came with.
+            let root = state.root()?;
+            let kept = fs::fstatvfs(root)?.f_flag.bits() as u32
+                & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
+            mount::mount(
+                c"",
+                FdPath::new(root).as_cstr(),
+                c"",
+                MountFlags::from_bits_retain(ms::BIND | ms::REMOUNT | kept | flags),
+                None,
+            )
+        }
         Op::Mount {
             source,
             target,
@@ -282,13 +296,13 @@ impl Name {
 struct FdPath([u8; 32]);
 
 impl FdPath {
-    fn new(fd: &OwnedFd) -> FdPath {
+    fn new(fd: impl AsFd) -> FdPath {
         use rustix::fd::AsRawFd;
         let mut buf = [0u8; 32];
         let prefix = b"/proc/self/fd/";
         buf[..prefix.len()].copy_from_slice(prefix);
         let mut digits = [0u8; 10];
-        let mut n = fd.as_raw_fd() as u32;
+        let mut n = fd.as_fd().as_raw_fd() as u32;
         let mut len = 0;
         loop {
             digits[len] = b'0' + (n % 10) as u8;

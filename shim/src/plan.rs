@@ -184,6 +184,9 @@ pub enum Op<'a> {
     /// Make the root the root: pivot_root(".", ".") from inside it, then
     /// detach the old root so nothing of the host tree stays reachable.
     PivotRoot,
+    /// Remount the rootfs's bind (after `BindRoot`) adding `flags` (MS_*)
+    /// to the per-mount flags it has.
+    RemountRoot { flags: u32 },
     /// Instead of `PivotRoot` where it cannot work (the host's root is the
     /// kernel's initial rootfs, or the runner is chrooted): move the rootfs
     /// over / and chroot into it.
@@ -235,6 +238,7 @@ mod kind {
     pub const EXEC: u8 = 19;
     pub const CONTROLLING_TTY: u8 = 20;
     pub const MOVE_ROOT: u8 = 21;
+    pub const REMOUNT_ROOT: u8 = 22;
 }
 
 impl<'a> Op<'a> {
@@ -273,6 +277,7 @@ impl<'a> Op<'a> {
             LOOPBACK_UP => Op::LoopbackUp,
             PIVOT_ROOT => Op::PivotRoot,
             MOVE_ROOT => Op::MoveRoot,
+            REMOUNT_ROOT => Op::RemountRoot { flags: c.u32()? },
             CHDIR => Op::Chdir { path: c.cstr()? },
             SETSID => Op::Setsid,
             CONTROLLING_TTY => Op::ControllingTty,
@@ -322,6 +327,7 @@ impl fmt::Display for Op<'_> {
             Op::LoopbackUp => f.write_str("bring up lo"),
             Op::PivotRoot => f.write_str("pivot_root into the rootfs"),
             Op::MoveRoot => f.write_str("move the rootfs over / and chroot into it"),
+            Op::RemountRoot { .. } => f.write_str("remount the rootfs nodev"),
             Op::Chdir { path } => write!(f, "chdir {}", s(path)),
             Op::Setsid => f.write_str("setsid"),
             Op::ControllingTty => f.write_str("take the pseudo-terminal as controlling terminal"),
@@ -516,6 +522,10 @@ mod encode {
                 Op::LoopbackUp => self.u8(LOOPBACK_UP),
                 Op::PivotRoot => self.u8(PIVOT_ROOT),
                 Op::MoveRoot => self.u8(MOVE_ROOT),
+                Op::RemountRoot { flags } => {
+                    self.u8(REMOUNT_ROOT);
+                    self.u32(flags);
+                }
                 Op::Chdir { path } => {
                     self.u8(CHDIR);
                     self.cstr(path);
@@ -634,6 +644,7 @@ mod tests {
             Op::LoopbackUp,
             Op::PivotRoot,
             Op::MoveRoot,
+            Op::RemountRoot { flags: 4 },
             Op::Chdir { path: c"/tmp" },
             Op::Setsid,
             Op::ControllingTty,

@@ -82,6 +82,29 @@ pub fn default_capabilities_no_new_privs_and_seccomp(env: &Env) -> R {
     })
 }
 
+/// CAP_MKNOD is in Docker's set, and Docker's device cgroup stops the
+/// nodes it makes from opening; husk has no device cgroup, so everything a
+/// container can write is nodev: a node made there (or shipped in the
+/// image) cannot reach a host device, e.g. a disk. --privileged lifts it.
+pub fn device_nodes_a_container_makes_do_not_open(env: &Env) -> R {
+    // 1:3 is /dev/null: harmless, and present on every kernel.
+    let script = "for n in /tmp/husk-node /dev/husk-node; do \
+                      mknod $n c 1 3 || echo no-mknod; \
+                      (echo x > $n) 2>/dev/null && echo opened $n; rm -f $n; done; \
+                  echo x > /dev/null && echo null-works";
+    let out = env.sh(&[], script);
+    out.expect(0)?;
+    check(out.stdout == "null-works\n", || {
+        format!("a node made inside opened, or /dev/null did not\n{out}")
+    })?;
+    let out = env.sh(&["--privileged"], script);
+    out.expect(0)?;
+    check(
+        out.stdout == "opened /tmp/husk-node\nopened /dev/husk-node\nnull-works\n",
+        || format!("--privileged: made nodes should open\n{out}"),
+    )
+}
+
 pub fn capability_flags_change_the_set(env: &Env) -> R {
     let f = status_fields(
         env,

@@ -56,6 +56,7 @@ macro_rules! for_each_scenario {
             a_terminal_of_its_own,
             default_capabilities_no_new_privs_and_seccomp,
             capability_flags_change_the_set,
+            device_nodes_a_container_makes_do_not_open,
             seccomp_refuses_with_eperm_and_programs_still_work,
             masked_and_read_only_paths,
             sys_fs_cgroup_is_the_containers_own_and_read_only,
