@@ -26,11 +26,15 @@ pub enum Source {
 
 impl Source {
     /// `--shim PATH`, else the embedded copy, else husk-shim beside the runner.
-    pub fn choose(arg: Option<&str>, own_exe: Option<&std::path::Path>) -> Result<Source> {
+    /// `own_exe` is asked only when nothing is built in and no --shim given.
+    pub fn choose<'a>(
+        arg: Option<&str>,
+        own_exe: impl FnOnce() -> Option<&'a std::path::Path>,
+    ) -> Result<Source> {
         let path = match (arg, EMBEDDED) {
             (Some(p), _) => PathBuf::from(p),
             (None, Some(_)) => return Ok(Source::Embedded),
-            (None, None) => own_exe
+            (None, None) => own_exe()
                 .ok_or_else(|| {
                     Error::new(
                         "cannot find the runner's own path to find husk-shim beside it; use --shim",

@@ -2,6 +2,7 @@
 //! that can be made before anything is created is made here, so that bad
 //! input leaves nothing behind.
 
+use std::cell::OnceCell;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -52,24 +53,40 @@ pub struct Security {
 }
 
 /// Host facts the checks depend on, read once; a parameter so that tests
-/// can supply their own.
+/// can supply their own. What only some flags need is read on first use,
+/// off the start-up path of a container that does not use them.
 pub struct Host {
-    pub online_cpus: Vec<u32>,
+    online_cpus: OnceCell<Vec<u32>>,
     pub is_root: bool,
-    pub own_exe: Option<PathBuf>,
-    pub root: crate::hostroot::Root,
+    own_exe: OnceCell<Option<PathBuf>>,
+    pub root: Root,
 }
 
 impl Host {
     pub fn read() -> Host {
-        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
         Host {
-            online_cpus: parse_cpu_list(online.trim()).unwrap_or_default(),
+            online_cpus: OnceCell::new(),
             // SAFETY: geteuid cannot fail.
             is_root: unsafe { libc::geteuid() } == 0,
-            own_exe: std::env::current_exe().ok(),
+            own_exe: OnceCell::new(),
             root: crate::hostroot::detect(),
         }
+    }
+
+    /// For --cpus and --cpuset.
+    fn online_cpus(&self) -> &[u32] {
+        self.online_cpus.get_or_init(|| {
+            let online =
+                std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+            parse_cpu_list(online.trim()).unwrap_or_default()
+        })
+    }
+
+    /// Where to look for husk-shim when none is built in.
+    fn own_exe(&self) -> Option<&Path> {
+        self.own_exe
+            .get_or_init(|| std::env::current_exe().ok())
+            .as_deref()
     }
 }
 
@@ -145,7 +162,7 @@ pub fn check(args: Args, host: &Host) -> Result<Spec> {
         ));
     }
     let rootfs = rootfs(args.rootfs.as_deref())?;
-    let shim = crate::shim::Source::choose(args.shim.as_deref(), host.own_exe.as_deref())?;
+    let shim = crate::shim::Source::choose(args.shim.as_deref(), || host.own_exe())?;
     let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
         .ok()
         .and_then(|s| s.parse().ok());
@@ -219,10 +236,10 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
             }
         }
     };
-    let ncpus = host.online_cpus.len().max(1);
     let cpu_quota_us = match args.cpus.as_deref() {
         None => None,
         Some(v) => {
+            let ncpus = host.online_cpus().len().max(1);
             let cpus: f64 = v
                 .parse()
                 .ok()
@@ -252,8 +269,9 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
             let cpus = parse_cpu_list(v).ok_or_else(|| {
                 Error::new(format!("--cpuset {v}: expected a CPU list such as 0-2,4"))
             })?;
-            if let Some(bad) = cpus.iter().find(|c| !host.online_cpus.contains(c)) {
-                let online = format_cpu_list(&host.online_cpus);
+            let online = host.online_cpus();
+            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+                let online = format_cpu_list(online);
                 return Err(Error::new(format!(
                     "--cpuset {v}: CPU {bad} is not online (online: {online})"
                 )));
@@ -437,9 +455,9 @@ mod tests {
 
     fn host() -> Host {
         Host {
-            online_cpus: vec![0, 1],
+            online_cpus: vec![0, 1].into(),
             is_root: true,
-            own_exe: None,
+            own_exe: None.into(),
             root: crate::hostroot::Root::Pivot,
         }
     }
