@@ -79,7 +79,6 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
     // From here on every path is resolved beneath the rootfs, refusing
     // symlinks: see shim::plan::Op.
     let rootfs = CString::new(spec.rootfs.as_os_str().as_bytes()).expect("checked in spec.rs");
-    p.push(Op::BindRoot { path: &rootfs });
     // CAP_MKNOD is in the default set, and husk has no device cgroup (a
     // container without limits has no cgroup at all): a node made in the
     // container, or shipped in the image, must not open. So the rootfs and
@@ -87,9 +86,10 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&str>) -> Plan {
     // of their own that keep working. Docker gets the same from its device
     // cgroup: mknod succeeds, open fails.
     let nodev = if sec.privileged { 0 } else { ms::NODEV };
-    if nodev != 0 {
-        p.push(Op::RemountRoot { flags: nodev });
-    }
+    p.push(Op::BindRoot {
+        path: &rootfs,
+        flags: nodev,
+    });
 
     p.mount_dir(c"proc", c"proc", c"proc", NOSUID_NODEV_NOEXEC, c"");
     p.mount_dir(
@@ -387,8 +387,7 @@ mod tests {
         };
         assert_eq!(pos("unshare cgroup namespace"), 0);
         assert_eq!(pos("change propagation of /"), 1);
-        assert_eq!(pos("bind the rootfs /srv/box onto itself"), 2);
-        assert_eq!(pos("remount the rootfs nodev"), 3);
+        assert_eq!(pos("bind the rootfs /srv/box onto itself, nodev"), 2);
         assert!(pos("mount tmpfs on /dev") < pos("bind /dev/null on /dev/null"));
         assert!(pos("mount tmpfs on /dev") < pos("mount devpts on /dev/pts"));
         assert!(pos("mount sysfs on /sys") < pos("mount cgroup on /sys/fs/cgroup/memory"));
@@ -409,7 +408,7 @@ mod tests {
         assert!(!plan.steps.iter().any(|s| s == "bring up lo"
             || s.starts_with("make /proc")
             || s.starts_with("mask ")
-            || s == "remount the rootfs nodev"));
+            || s.ends_with(", nodev")));
         assert!(!plan.steps.iter().any(|s| s == "install the seccomp filter"));
     }
 

@@ -33,7 +33,7 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
         Op::Propagation { flags } => {
             mount::mount(c"", c"/", c"", MountFlags::from_bits_retain(flags), None)
         }
-        Op::BindRoot { path } => {
+        Op::BindRoot { path, flags } => {
             mount::mount(
                 path,
                 path,
@@ -41,26 +41,26 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
                 MountFlags::from_bits_retain(ms::BIND | ms::REC),
                 None,
             )?;
-            state.root = Some(fs::open(
+            let root = fs::open(
                 path,
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
-            )?);
+            )?;
+            if flags != 0 {
+                // A bind remount sets the per-mount flags to exactly what it
+                // is given (atime apart): keep the ones the bind came with.
+                let kept = fs::fstatvfs(&root)?.f_flag.bits() as u32
+                    & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
+                mount::mount(
+                    c"",
+                    FdPath::new(&root).as_cstr(),
+                    c"",
+                    MountFlags::from_bits_retain(ms::BIND | ms::REMOUNT | kept | flags),
+                    None,
+                )?;
+            }
+            state.root = Some(root);
             Ok(())
-        }
-        Op::RemountRoot { flags } => {
-            // A bind remount sets the per-mount flags to exactly what it is
-            // given (atime apart): keep the ones the bind came with.
-            let root = state.root()?;
-            let kept = fs::fstatvfs(root)?.f_flag.bits() as u32
-                & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
-            mount::mount(
-                c"",
-                FdPath::new(root).as_cstr(),
-                c"",
-                MountFlags::from_bits_retain(ms::BIND | ms::REMOUNT | kept | flags),
-                None,
-            )
         }
         Op::Mount {
             source,

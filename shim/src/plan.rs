@@ -152,7 +152,9 @@ pub enum Op<'a> {
     Propagation { flags: u32 },
     /// Bind the host directory `path` onto itself (pivot_root needs a mount
     /// point) and open it: the root every later path is resolved beneath.
-    BindRoot { path: &'a CStr },
+    /// Non-zero `flags` (MS_*) are then added to the per-mount flags the
+    /// bind came with.
+    BindRoot { path: &'a CStr, flags: u32 },
     /// `mount(source, target, fstype, flags, data)`, target in the root.
     /// Empty strings are passed as they are. `optional`: a missing target
     /// is skipped.
@@ -184,9 +186,6 @@ pub enum Op<'a> {
     /// Make the root the root: pivot_root(".", ".") from inside it, then
     /// detach the old root so nothing of the host tree stays reachable.
     PivotRoot,
-    /// Remount the rootfs's bind (after `BindRoot`) adding `flags` (MS_*)
-    /// to the per-mount flags it has.
-    RemountRoot { flags: u32 },
     /// Instead of `PivotRoot` where it cannot work (the host's root is the
     /// kernel's initial rootfs, or the runner is chrooted): move the rootfs
     /// over / and chroot into it.
@@ -238,7 +237,6 @@ mod kind {
     pub const EXEC: u8 = 19;
     pub const CONTROLLING_TTY: u8 = 20;
     pub const MOVE_ROOT: u8 = 21;
-    pub const REMOUNT_ROOT: u8 = 22;
 }
 
 impl<'a> Op<'a> {
@@ -247,7 +245,10 @@ impl<'a> Op<'a> {
         Ok(match c.u8()? {
             UNSHARE_CGROUP => Op::UnshareCgroup,
             PROPAGATION => Op::Propagation { flags: c.u32()? },
-            BIND_ROOT => Op::BindRoot { path: c.cstr()? },
+            BIND_ROOT => Op::BindRoot {
+                path: c.cstr()?,
+                flags: c.u32()?,
+            },
             MOUNT => Op::Mount {
                 source: c.cstr()?,
                 target: c.cstr()?,
@@ -277,7 +278,6 @@ impl<'a> Op<'a> {
             LOOPBACK_UP => Op::LoopbackUp,
             PIVOT_ROOT => Op::PivotRoot,
             MOVE_ROOT => Op::MoveRoot,
-            REMOUNT_ROOT => Op::RemountRoot { flags: c.u32()? },
             CHDIR => Op::Chdir { path: c.cstr()? },
             SETSID => Op::Setsid,
             CONTROLLING_TTY => Op::ControllingTty,
@@ -305,7 +305,13 @@ impl fmt::Display for Op<'_> {
         match self {
             Op::UnshareCgroup => f.write_str("unshare cgroup namespace"),
             Op::Propagation { .. } => f.write_str("change propagation of /"),
-            Op::BindRoot { path } => write!(f, "bind the rootfs {} onto itself", s(path)),
+            Op::BindRoot { path, flags } => {
+                write!(f, "bind the rootfs {} onto itself", s(path))?;
+                if flags & ms::NODEV != 0 {
+                    f.write_str(", nodev")?;
+                }
+                Ok(())
+            }
             Op::Mount { target, flags, .. } if flags & ms::REMOUNT != 0 => {
                 write!(f, "remount /{}", s(target))
             }
@@ -327,7 +333,6 @@ impl fmt::Display for Op<'_> {
             Op::LoopbackUp => f.write_str("bring up lo"),
             Op::PivotRoot => f.write_str("pivot_root into the rootfs"),
             Op::MoveRoot => f.write_str("move the rootfs over / and chroot into it"),
-            Op::RemountRoot { .. } => f.write_str("remount the rootfs nodev"),
             Op::Chdir { path } => write!(f, "chdir {}", s(path)),
             Op::Setsid => f.write_str("setsid"),
             Op::ControllingTty => f.write_str("take the pseudo-terminal as controlling terminal"),
@@ -471,9 +476,10 @@ mod encode {
                     self.u8(PROPAGATION);
                     self.u32(flags);
                 }
-                Op::BindRoot { path } => {
+                Op::BindRoot { path, flags } => {
                     self.u8(BIND_ROOT);
                     self.cstr(path);
+                    self.u32(flags);
                 }
                 Op::Mount {
                     source,
@@ -522,10 +528,6 @@ mod encode {
                 Op::LoopbackUp => self.u8(LOOPBACK_UP),
                 Op::PivotRoot => self.u8(PIVOT_ROOT),
                 Op::MoveRoot => self.u8(MOVE_ROOT),
-                Op::RemountRoot { flags } => {
-                    self.u8(REMOUNT_ROOT);
-                    self.u32(flags);
-                }
                 Op::Chdir { path } => {
                     self.u8(CHDIR);
                     self.cstr(path);
@@ -614,7 +616,10 @@ mod tests {
             Op::Propagation {
                 flags: ms::REC | ms::SLAVE,
             },
-            Op::BindRoot { path: c"/r" },
+            Op::BindRoot {
+                path: c"/r",
+                flags: 4,
+            },
             Op::Mount {
                 source: c"proc",
                 target: c"proc",
@@ -644,7 +649,6 @@ mod tests {
             Op::LoopbackUp,
             Op::PivotRoot,
             Op::MoveRoot,
-            Op::RemountRoot { flags: 4 },
             Op::Chdir { path: c"/tmp" },
             Op::Setsid,
             Op::ControllingTty,
