@@ -62,7 +62,7 @@ fn run() -> Result<i32> {
         None
     };
     let plan = plan::build(&spec, &layout, pty.as_ref().map(|p| p.slave_path.as_str()));
-    let name = format!("husk-{}", std::process::id());
+    let name = cgroup::leaf_name(std::process::id());
     let cgroup = Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?;
 
     let shim = shim::Shim::open(&spec.shim)?;

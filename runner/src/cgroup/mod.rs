@@ -125,12 +125,19 @@ pub(crate) fn subdirs(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// A cgroup named after a runner (husk-PID) whose process is gone: left by
+/// Every container's cgroup is named after its runner: husk-PID.
+pub fn leaf_name(runner_pid: u32) -> String {
+    format!("{LEAF_PREFIX}{runner_pid}")
+}
+
+const LEAF_PREFIX: &str = "husk-";
+
+/// A cgroup named after a runner (`leaf_name`) whose process is gone: left by
 /// a runner that was SIGKILLed, which cannot clean up after itself. Its
 /// container died with it (PDEATHSIG), so the directory is empty; one that
 /// is not makes rmdir fail with EBUSY and stays.
 fn is_stale(name: &str) -> bool {
-    name.strip_prefix("husk-")
+    name.strip_prefix(LEAF_PREFIX)
         .and_then(|pid| pid.parse::<u32>().ok())
         .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
