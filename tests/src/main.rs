@@ -30,9 +30,13 @@ fn main() {
             std::thread::spawn(move || {
                 let _ = tx.send(husk_tests::run_scenario(env, &scenario));
             });
-            rx.recv_timeout(SCENARIO_LIMIT).unwrap_or_else(|_| {
-                // Show where everything sleeps, then give up: the hung
-                // thread holds the lock every scenario takes.
+            rx.recv_timeout(SCENARIO_LIMIT).unwrap_or_else(|e| {
+                // A panic (its message is already out) fails the scenario;
+                // a hang shows where everything sleeps, then ends the run:
+                // the hung thread holds the lock every scenario takes.
+                if e == mpsc::RecvTimeoutError::Disconnected {
+                    return Err("the scenario panicked".into());
+                }
                 println!(
                     "FAILED {name}: no result after {SCENARIO_LIMIT:?}; the processes:\n{}",
                     husk_tests::host::process_table()

@@ -731,12 +731,8 @@ pub fn non_root_is_refused(env: &Env) -> R {
     if crate::is_root() {
         c.uid(65534).gid(65534);
     }
+    // A runner nobody may execute fails in output(), not here.
     let out = output(&mut c);
-    // The runner must be reachable by nobody for this to mean anything.
-    check(
-        !out.stderr.contains("Permission denied") || Path::new(&env.runner).exists(),
-        || out.to_string(),
-    )?;
     one_error_line(
         &out,
         125,
