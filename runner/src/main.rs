@@ -1,23 +1,10 @@
 //! husk's runner: checks everything, builds the plan, clones the shim into
 //! new namespaces, applies cgroup limits, supervises, cleans up, reports.
 
-mod caps;
-mod cgroup;
-mod cli;
-mod error;
-mod fds;
-mod hostroot;
-mod plan;
-mod seccomp;
-mod shim;
-mod signals;
-mod spawn;
-mod spec;
-mod tty;
-
-use ::shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
 use cgroup::{Cgroup, Layout};
 use error::{describe_errno, Error, Result, NOT_EXECUTABLE, NOT_FOUND};
+use runner::{cgroup, cli, error, fds, plan, signals, spawn, spec, tty};
+use shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
 
 fn main() {
     let status = match run() {
@@ -65,7 +52,7 @@ fn run() -> Result<i32> {
     let name = cgroup::leaf_name(std::process::id());
     let cgroup = Cgroup::create(&layout, &spec.limits, spec.cgroup_parent.as_deref(), &name)?;
 
-    let shim = shim::Shim::open(&spec.shim)?;
+    let shim = runner::shim::Shim::open(&spec.shim)?;
     let mask = signals::block();
     let slave = pty.as_mut().and_then(|p| p.slave.take());
     let mut container = spawn::clone_shim(&shim, spec.new_net, &mask, slave.as_ref())?;

@@ -26,23 +26,13 @@ fn default_caps() -> u64 {
     }
 }
 
-/// The fields of /proc/self/status a scenario checks, from inside.
+/// What husk-probe says of itself in a container made with `flags`.
 fn status_fields(env: &Env, flags: &[&str]) -> Result<Vec<(String, String)>, String> {
-    let out = env.run(
-        flags,
-        &[
-            "grep",
-            "-E",
-            "^(Cap|NoNewPrivs|Seccomp:)",
-            "/proc/self/status",
-        ],
-    );
+    let out = env.probe(flags, &["facts"]);
     out.expect(0)?;
-    Ok(out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+    Ok(crate::facts(&out)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect())
 }
 
@@ -61,12 +51,12 @@ fn mask(fields: &[(String, String)], name: &str) -> u64 {
 pub fn default_capabilities_no_new_privs_and_seccomp(env: &Env) -> R {
     let f = status_fields(env, &[])?;
     let want = default_caps();
-    for name in ["CapBnd", "CapPrm", "CapEff"] {
+    for name in ["capbnd", "capprm", "capeff"] {
         check(mask(&f, name) == want, || {
             format!("{name} is {}, wanted {want:016x}", field(&f, name))
         })?;
     }
-    for name in ["CapInh", "CapAmb"] {
+    for name in ["capinh", "capamb"] {
         check(mask(&f, name) == 0, || {
             format!(
                 "{name} is {} (runc CVE-2022-29162, crun CVE-2022-27650)",
@@ -74,10 +64,10 @@ pub fn default_capabilities_no_new_privs_and_seccomp(env: &Env) -> R {
             )
         })?;
     }
-    check(field(&f, "NoNewPrivs") == "1", || {
+    check(field(&f, "nonewprivs") == "1", || {
         format!("NoNewPrivs: {f:?}")
     })?;
-    check(field(&f, "Seccomp") == "2", || {
+    check(field(&f, "seccomp") == "2", || {
         format!("Seccomp is not in filter mode: {f:?}")
     })
 }
@@ -118,10 +108,10 @@ pub fn capability_flags_change_the_set(env: &Env) -> R {
     )?;
     let want = (default_caps() | 1 << 21) & !(1 << 13);
     check(
-        mask(&f, "CapBnd") == want && mask(&f, "CapEff") == want,
+        mask(&f, "capbnd") == want && mask(&f, "capeff") == want,
         || format!("--cap-add/--cap-drop: {f:?}"),
     )?;
-    check(field(&f, "NoNewPrivs") == "0", || {
+    check(field(&f, "nonewprivs") == "0", || {
         format!("--allow-new-privs: {f:?}")
     })?;
     // Everything the runner itself may have (some hosts withhold one).
@@ -133,11 +123,11 @@ pub fn capability_flags_change_the_set(env: &Env) -> R {
         .unwrap_or(0);
     let f = status_fields(env, &["--privileged"])?;
     check(
-        mask(&f, "CapBnd") == all && field(&f, "Seccomp") == "0",
+        mask(&f, "capbnd") == all && field(&f, "seccomp") == "0",
         || format!("--privileged: {f:?}"),
     )?;
     let f = status_fields(env, &["--cap-drop", "ALL"])?;
-    check(mask(&f, "CapBnd") == 0 && mask(&f, "CapEff") == 0, || {
+    check(mask(&f, "capbnd") == 0 && mask(&f, "capeff") == 0, || {
         format!("--cap-drop ALL: {f:?}")
     })
 }

@@ -127,8 +127,16 @@ impl Env {
                 dir
             }
         };
+        install_probe(&rootfs, &target)?;
         host::watch_root(&rootfs);
         Ok(Env { runner, rootfs })
+    }
+
+    /// Runs husk-probe (see src/probe) in a container with `flags`.
+    pub fn probe(&self, flags: &[&str], args: &[&str]) -> Output {
+        let mut cmd = vec![PROBE];
+        cmd.extend_from_slice(args);
+        self.run(flags, &cmd)
     }
 
     pub fn command(&self, flags: &[&str], cmd: &[&str]) -> Command {
@@ -151,6 +159,59 @@ impl Env {
     pub fn sh(&self, flags: &[&str], script: &str) -> Output {
         self.run(flags, &["/bin/sh", "-c", script])
     }
+}
+
+/// Where husk-probe is inside the test rootfs.
+pub const PROBE: &str = "/bin/husk-probe";
+
+/// Puts the static husk-probe into the rootfs: $HUSK_PROBE (set by `cargo
+/// xtask test`), else this machine's musl build of it. A rootfs that holds
+/// one already (the VMs') keeps it.
+fn install_probe(rootfs: &Path, target: &Path) -> Result<(), String> {
+    let dest = rootfs.join(PROBE.trim_start_matches('/'));
+    let triple = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
+    let src = std::env::var_os("HUSK_PROBE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join(triple).join("release/husk-probe"));
+    if !src.exists() {
+        if dest.exists() {
+            return Ok(());
+        }
+        return Err(format!(
+            "{} is missing: build it with `cargo build --release -p husk-tests --bin husk-probe \
+             --target {}-unknown-linux-musl` (or run `cargo xtask test`)",
+            src.display(),
+            std::env::consts::ARCH
+        ));
+    }
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _one_installer = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let same = |a: &Path, b: &Path| std::fs::read(a).ok() == std::fs::read(b).ok();
+    if !same(&src, &dest) {
+        // Beside it and renamed into place: a concurrent reader never sees half a file.
+        let tmp = dest.with_extension(format!("new-{}", std::process::id()));
+        std::fs::copy(&src, &tmp)
+            .and_then(|_| std::fs::rename(&tmp, &dest))
+            .map_err(|e| format!("install {} as {}: {e}", src.display(), dest.display()))?;
+    }
+    Ok(())
+}
+
+/// The `key=value` lines of husk-probe's output, in order.
+pub fn facts(out: &Output) -> Vec<(&str, &str)> {
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .collect()
+}
+
+/// The value of the first fact `key`, or "" when there is none.
+pub fn fact<'a>(facts: &[(&'a str, &'a str)], key: &str) -> &'a str {
+    facts
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .unwrap_or("")
 }
 
 /// How long one run of the runner may take before the tests kill it.

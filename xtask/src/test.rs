@@ -43,12 +43,14 @@ pub fn main(args: Args) -> crate::Result {
     if !rootfs.join("bin/busybox").exists() {
         crate::rootfs::build(&rootfs, None)?;
     }
+    let probe = build_probe(crate::arch::native())?;
     println!("xtask: cargo test --release --workspace");
     let mut child = crate::cargo()
         .args(["test", "--release", "--workspace"])
         .args(&args.rest)
         .env("HUSK_RUNNER", &runner)
         .env("HUSK_ROOTFS", &rootfs)
+        .env("HUSK_PROBE", &probe)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("run cargo test: {e}"))?;
@@ -86,6 +88,31 @@ pub fn main(args: Args) -> crate::Result {
         failed + vm_failed as u32
     );
     Ok(())
+}
+
+/// The static husk-probe for `a`, which the scenarios run inside containers.
+pub fn build_probe(a: &crate::arch::Arch) -> crate::Result<std::path::PathBuf> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "husk-tests",
+        "--bin",
+        "husk-probe",
+        "--target",
+        a.triple,
+    ]))?;
+    let bin = crate::target().join(a.triple).join("release/husk-probe");
+    let facts = husk_tests::elf::read(&bin)?;
+    if !facts.is_static() || facts.machine != a.machine {
+        return Err(format!(
+            "{} is not a static {} program: {facts:?}",
+            bin.display(),
+            a.name
+        ));
+    }
+    Ok(bin)
 }
 
 /// The number before `what` in "ok. 25 passed; 0 failed; ...".

@@ -259,6 +259,7 @@ impl Guest {
     fn prepare(a: &'static Arch, root: Root) -> crate::Result<Guest> {
         let runner = crate::dist::build(a)?.runner;
         let tests = build_tests(a)?;
+        let probe = crate::test::build_probe(a)?;
         let dir = cache().join(a.name);
         let rootfs = dir.join("rootfs");
         if !rootfs.join("bin/busybox").exists() {
@@ -266,7 +267,7 @@ impl Guest {
         }
         let kernel = kernel::get(a)?;
         let initrd = dir.join("initrd.cpio");
-        write_initrd(&initrd, &rootfs, &runner, &tests, &kernel.modules)?;
+        write_initrd(&initrd, &rootfs, [&runner, &tests, &probe], &kernel.modules)?;
         let qemu = qemu::find(a)?;
         let accel = qemu.accel(a, &kernel.image);
         Ok(Guest {
@@ -423,12 +424,11 @@ fn build_tests(a: &Arch) -> crate::Result<PathBuf> {
 
 /// The initramfs: the busybox rootfs as the guest's own root, with /init,
 /// the modules, and under /husk the runner, husk-tests and a copy of the
-/// rootfs for the containers.
+/// rootfs for the containers, with husk-probe in it.
 fn write_initrd(
     path: &Path,
     rootfs: &Path,
-    runner: &Path,
-    tests: &Path,
+    [runner, tests, probe]: [&Path; 3],
     modules: &[PathBuf],
 ) -> crate::Result {
     let io = |e: std::io::Error| format!("write {}: {e}", path.display());
@@ -451,6 +451,8 @@ fn write_initrd(
     w.copy("husk/runner", 0o755, runner).map_err(io)?;
     w.copy("husk/husk-tests", 0o755, tests).map_err(io)?;
     w.tree(rootfs, "husk/rootfs").map_err(io)?;
+    w.copy(&format!("husk/rootfs{}", husk_tests::PROBE), 0o755, probe)
+        .map_err(io)?;
     w.finish().map_err(io)?;
     Ok(())
 }
