@@ -1,5 +1,5 @@
 //! The command line, as the user types it. Nothing here is validated beyond
-//! its syntax: `spec.rs` turns it into a container specification.
+//! its syntax: front.rs turns it into the library's container spec.
 
 use argh::FromArgs;
 
@@ -16,6 +16,14 @@ pub struct Args {
     /// hostname inside the container (default: husk)
     #[argh(option)]
     pub hostname: Option<String>,
+
+    /// the container's name, its ID in the state store (default: a random ID)
+    #[argh(option)]
+    pub name: Option<String>,
+
+    /// the state store's directory (default: /run/husk)
+    #[argh(option)]
+    pub root: Option<String>,
 
     /// set an environment variable: KEY=VALUE, or KEY to pass the runner's own value (repeatable)
     #[argh(option, short = 'e')]
@@ -49,7 +57,7 @@ pub struct Args {
     #[argh(option)]
     pub pids: Option<String>,
 
-    /// network: none (a new namespace with only lo, up; the default) or host
+    /// network: none (a new namespace with only lo, up; the default), host, or ns:PATH to join a network namespace file (e.g. /proc/PID/ns/net, /run/netns/NAME)
     #[argh(option)]
     pub net: Option<String>,
 
@@ -106,9 +114,46 @@ pub enum Parsed {
     Error(String),
 }
 
+/// The flags that take no value (argh's switches), for `--flag=value`.
+const SWITCHES: &[&str] = &[
+    "--tty",
+    "--no-tty",
+    "--privileged",
+    "--allow-new-privs",
+    "--version",
+    "--help",
+];
+
 pub fn parse(argv: &[String]) -> Parsed {
     let name = argv.first().map(String::as_str).unwrap_or("runner");
-    let rest: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    // husk has one command today: a word where a flag is expected is a
+    // command the user expects husk to have.
+    if let Some(word) = argv.get(1).filter(|w| !w.starts_with('-') && !w.is_empty()) {
+        return Parsed::Error(format!(
+            "{word}: no such command; husk runs one container in the foreground: \
+             runner --rootfs DIR [options] -- COMMAND (see --help)"
+        ));
+    }
+    // --flag=value as --flag value, up to the command.
+    let mut rest: Vec<&str> = Vec::with_capacity(argv.len());
+    let mut args = argv.iter().skip(1).map(String::as_str);
+    for a in args.by_ref() {
+        if a == "--" {
+            rest.push(a);
+            break;
+        }
+        match a.split_once('=') {
+            Some((flag, _)) if flag.starts_with("--") && SWITCHES.contains(&flag) => {
+                return Parsed::Error(format!("{flag} takes no value (see --help)"));
+            }
+            Some((flag, value)) if flag.starts_with("--") => {
+                rest.push(flag);
+                rest.push(value);
+            }
+            _ => rest.push(a),
+        }
+    }
+    rest.extend(args);
     match Args::from_args(&[name], &rest) {
         Ok(args) if args.version => {
             Parsed::Exit(format!("runner {} (husk)", env!("CARGO_PKG_VERSION")))
@@ -146,6 +191,34 @@ mod tests {
         assert_eq!(a.rootfs.as_deref(), Some("r"));
         assert_eq!(a.env, ["A=1", "B"]);
         assert_eq!(a.command, ["/bin/sh", "-c", "true", "--memory"]);
+    }
+
+    #[test]
+    fn flags_take_their_value_after_an_equals_sign() {
+        let Parsed::Run(a) = parse(&args(
+            "runner --rootfs=r --memory=64M --env=A=1 --tty -- sh --memory=1",
+        )) else {
+            panic!()
+        };
+        assert_eq!(a.rootfs.as_deref(), Some("r"));
+        assert_eq!(a.memory.as_deref(), Some("64M"));
+        assert_eq!(a.env, ["A=1"]);
+        assert!(a.tty);
+        assert_eq!(a.command, ["sh", "--memory=1"]);
+        let Parsed::Error(e) = parse(&args("runner --tty=yes -- sh")) else {
+            panic!()
+        };
+        assert!(e.contains("--tty takes no value"), "{e}");
+    }
+
+    #[test]
+    fn a_command_word_is_named() {
+        for word in ["run", "ps", "exec"] {
+            let Parsed::Error(e) = parse(&args(&format!("runner {word} --rootfs r -- sh"))) else {
+                panic!()
+            };
+            assert!(e.starts_with(&format!("{word}: no such command")), "{e}");
+        }
     }
 
     #[test]

@@ -29,6 +29,12 @@ impl Error {
         Error::new(format!("{what}: {}", describe(err)))
     }
 
+    /// The same error with `prefix` before its message.
+    pub fn prefixed(mut self, prefix: &str) -> Error {
+        self.message.insert_str(0, prefix);
+        self
+    }
+
     pub fn with_status(mut self, status: i32) -> Error {
         self.status = status;
         self

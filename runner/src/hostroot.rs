@@ -38,8 +38,8 @@ pub fn detect() -> Root {
     if f_type != k::RAMFS_MAGIC && f_type != k::TMPFS_MAGIC {
         return Root::Pivot;
     }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    if root_has_no_parent(&mountinfo) {
+    let mounts = crate::mountinfo::read().unwrap_or_default();
+    if root_has_no_parent(&mounts) {
         Root::Move
     } else {
         Root::Pivot
@@ -72,16 +72,11 @@ fn root_is_mount_point() -> bool {
 
 /// Whether the mount on / (the topmost, if several are stacked) is its own
 /// parent, as only a namespace's first mount is.
-fn root_has_no_parent(mountinfo: &str) -> bool {
-    mountinfo
-        .lines()
-        .rev()
-        .find_map(|l| {
-            let mut f = l.split(' ');
-            let (id, parent) = (f.next()?, f.next()?);
-            (f.nth(2)? == "/").then_some(id == parent)
-        })
-        .unwrap_or(false)
+pub fn root_has_no_parent(mounts: &[crate::mountinfo::Mount]) -> bool {
+    mounts
+        .iter()
+        .rfind(|m| m.mount_point == "/")
+        .is_some_and(|m| m.id == m.parent)
 }
 
 #[cfg(test)]
@@ -93,13 +88,14 @@ mod tests {
         // As an initramfs-booted kernel shows it.
         let initramfs = "1 1 0:2 / / rw - rootfs rootfs rw\n\
                          16 1 0:4 / /proc rw,nosuid - proc proc rw\n";
-        assert!(root_has_no_parent(initramfs));
+        let parse = crate::mountinfo::parse;
+        assert!(root_has_no_parent(&parse(initramfs)));
         // After switch_root, or on any disk-booted host.
         let switched = "1 1 0:2 / / rw - rootfs rootfs rw\n\
                         24 1 0:21 / / rw - tmpfs tmpfs rw\n";
-        assert!(!root_has_no_parent(switched));
+        assert!(!root_has_no_parent(&parse(switched)));
         let disk = "25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n";
-        assert!(!root_has_no_parent(disk));
-        assert!(!root_has_no_parent(""));
+        assert!(!root_has_no_parent(&parse(disk)));
+        assert!(!root_has_no_parent(&[]));
     }
 }

@@ -1,16 +1,26 @@
 //! husk's runtime as a library: the checks, the plan, the clone, cgroups,
-//! supervision. The `runner` binary (main.rs) is its command-line front end.
+//! the state store, supervision. The `runner` binary (main.rs, with its
+//! command line in cli.rs and front.rs) is one front end; an OCI
+//! config.json reader will be another.
 
 pub mod caps;
 pub mod cgroup;
-pub mod cli;
+pub mod describe;
 pub mod error;
 pub mod fds;
 pub mod hostroot;
+pub mod json;
+pub mod kernel;
+pub mod mountinfo;
+pub mod namespaces;
 pub mod plan;
+pub mod process;
+pub mod rootfs;
+pub mod run;
 pub mod seccomp;
 pub mod shim;
 pub mod signals;
 pub mod spawn;
 pub mod spec;
+pub mod store;
 pub mod tty;

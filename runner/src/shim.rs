@@ -5,9 +5,7 @@
 //! that reaches the shim's executable through /proc/PID/exe finds a sealed,
 //! anonymous copy it cannot write, not a file on the host.
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
@@ -17,10 +15,11 @@ const EMBEDDED: Option<&[u8]> = Some(include_bytes!(env!("HUSK_SHIM_PATH")));
 #[cfg(not(husk_embedded_shim))]
 const EMBEDDED: Option<&[u8]> = None;
 
-/// What the spec chose: a path, or the embedded copy.
-#[derive(Debug, Clone, PartialEq)]
+/// What the spec chose: a file (opened once, when chosen), or the embedded
+/// copy.
+#[derive(Debug)]
 pub enum Source {
-    File(PathBuf),
+    File { fd: OwnedFd, path: PathBuf },
     Embedded,
 }
 
@@ -42,36 +41,36 @@ impl Source {
                 })?
                 .with_file_name("husk-shim"),
         };
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| Error::os(format_args!("shim {}", path.display()), &e))?;
-        if !meta.is_file() {
+        let err = |e: std::io::Error| Error::os(format_args!("shim {}", path.display()), &e);
+        // Opened once and run from this fd: the file checked is the file run.
+        let file = std::fs::File::open(&path).map_err(err)?;
+        if !file.metadata().map_err(err)?.is_file() {
             return Err(Error::new(format!("shim {}: not a file", path.display())));
         }
-        Ok(Source::File(path))
+        let fd = crate::fds::held(OwnedFd::from(file)).map_err(err)?;
+        Ok(Source::File { fd, path })
     }
 
     pub fn describe(&self) -> String {
         match self {
-            Source::File(p) => p.display().to_string(),
+            Source::File { path, .. } => path.display().to_string(),
             Source::Embedded => "(embedded, from a sealed memfd)".into(),
         }
     }
 }
 
-/// The shim, ready for the child to exec.
-pub enum Shim {
-    Path(CString),
-    Memfd(OwnedFd),
-}
+/// The shim, ready for the child to exec: an fd, of the file given or of a
+/// sealed memfd holding the embedded copy.
+pub struct Shim(OwnedFd);
 
 impl Shim {
     pub fn open(source: &Source) -> Result<Shim> {
         match (source, EMBEDDED) {
-            (Source::File(p), _) => Ok(Shim::Path(
-                CString::new(p.as_os_str().as_bytes())
-                    .map_err(|_| Error::new("shim path holds a NUL byte"))?,
-            )),
-            (Source::Embedded, Some(bytes)) => sealed_memfd(bytes).map(Shim::Memfd),
+            (Source::File { fd, .. }, _) => fd
+                .try_clone()
+                .map(Shim)
+                .map_err(|e| Error::os("dup the shim's fd", &e)),
+            (Source::Embedded, Some(bytes)) => sealed_memfd(bytes).map(Shim),
             (Source::Embedded, None) => {
                 Err(Error::new("this runner was built without an embedded shim"))
             }
@@ -83,23 +82,16 @@ impl Shim {
     /// # Safety
     /// `argv` and `envp` are NULL-terminated arrays of C strings.
     pub unsafe fn exec(&self, argv: *const *const libc::c_char, envp: *const *const libc::c_char) {
-        match self {
-            Shim::Path(p) => {
-                libc::execve(p.as_ptr(), argv, envp);
-            }
-            Shim::Memfd(fd) => {
-                // The fd is close-on-exec, which execveat allows for an ELF
-                // program (only a script would need it open).
-                libc::syscall(
-                    libc::SYS_execveat,
-                    fd.as_raw_fd(),
-                    c"".as_ptr(),
-                    argv,
-                    envp,
-                    libc::AT_EMPTY_PATH,
-                );
-            }
-        }
+        // The fd is close-on-exec, which execveat allows for an ELF
+        // program (only a script would need it open).
+        libc::syscall(
+            libc::SYS_execveat,
+            self.0.as_raw_fd(),
+            c"".as_ptr(),
+            argv,
+            envp,
+            libc::AT_EMPTY_PATH,
+        );
     }
 }
 
@@ -130,6 +122,5 @@ fn sealed_memfd(bytes: &[u8]) -> Result<OwnedFd> {
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
         return Err(err("seal the memfd"));
     }
-    crate::fds::above_shim_fds(OwnedFd::from(file))
-        .map_err(|e| Error::os("move the shim's memfd", &e))
+    crate::fds::held(OwnedFd::from(file)).map_err(|e| Error::os("move the shim's memfd", &e))
 }

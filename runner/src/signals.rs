@@ -19,15 +19,18 @@ pub const FORWARDED: [libc::c_int; 6] = [
 ];
 
 pub struct Mask {
-    /// FORWARDED, SIGCHLD and SIGWINCH.
-    pub blocked: libc::sigset_t,
     /// What the child restores before exec.
     pub empty: libc::sigset_t,
+    /// Where the blocked signals (FORWARDED, SIGCHLD and SIGWINCH) are read.
+    signals: OwnedFd,
 }
 
-pub fn block() -> Mask {
+/// Blocks the signals the supervisor reads, and opens the signalfd it reads
+/// them from: before the clone, so that a failure leaves no container
+/// behind and no signal is lost.
+pub fn block() -> crate::error::Result<Mask> {
     // SAFETY: sigset manipulation on local, initialised sets.
-    unsafe {
+    let (blocked, empty) = unsafe {
         let mut blocked = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
         let mut empty = MaybeUninit::<libc::sigset_t>::zeroed().assume_init();
         libc::sigemptyset(&mut blocked);
@@ -35,9 +38,22 @@ pub fn block() -> Mask {
         for sig in FORWARDED.into_iter().chain([libc::SIGCHLD, libc::SIGWINCH]) {
             libc::sigaddset(&mut blocked, sig);
         }
-        libc::sigprocmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut());
-        Mask { blocked, empty }
+        (blocked, empty)
+    };
+    // SAFETY: signalfd on our own, initialised set.
+    let sfd = unsafe { libc::signalfd(-1, &blocked, libc::SFD_CLOEXEC) };
+    if sfd < 0 {
+        return Err(crate::error::Error::os(
+            "signalfd for the signals to pass on",
+            &std::io::Error::last_os_error(),
+        ));
     }
+    // SAFETY: a fresh fd that nothing else owns; sigprocmask on our set.
+    let signals = unsafe {
+        libc::sigprocmask(libc::SIG_BLOCK, &blocked, std::ptr::null_mut());
+        OwnedFd::from_raw_fd(sfd)
+    };
+    Ok(Mask { empty, signals })
 }
 
 /// How PID 1 ended.
@@ -58,10 +74,7 @@ impl Exit {
 }
 
 pub fn supervise(pid: i32, mask: &Mask, pty: Option<&Pty>) -> Exit {
-    // SAFETY: signalfd on our own, initialised set.
-    let sfd = unsafe { libc::signalfd(-1, &mask.blocked, libc::SFD_CLOEXEC) };
-    // SAFETY: a fresh fd (or -1, which polls as invalid and is never read).
-    let _sfd_owner = (sfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(sfd) });
+    let sfd = mask.signals.as_raw_fd();
     let master = pty.map(|p| p.master.as_raw_fd());
     let (mut stdin_open, mut master_open) = (master.is_some(), master.is_some());
     // The signal we killed PID 1 for, standing in for the default action the

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use shim::report::{Report, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM};
+use shim::report::{Report, FIRST_PASSED_FD, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM};
 
 use crate::error::{Error, Result};
 use crate::shim::Shim;
@@ -17,26 +17,23 @@ pub struct Container {
     report: Option<std::fs::File>,
 }
 
-/// Every namespace but the cgroup one, which the shim enters itself once it
-/// sits in the container's cgroup (see plan.rs).
-fn clone_flags(new_net: bool) -> libc::c_int {
-    let net = if new_net { libc::CLONE_NEWNET } else { 0 };
-    libc::CLONE_NEWNS
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWPID
-        | net
-        | libc::SIGCHLD
+/// How to start the shim.
+pub struct Launch<'a> {
+    pub shim: &'a Shim,
+    /// The namespaces to make (`Namespaces::clone_flags`).
+    pub clone_flags: libc::c_int,
+    pub mask: &'a Mask,
+    /// The pseudo-terminal that becomes the child's stdin, stdout and
+    /// stderr, if it has one.
+    pub stdio: Option<&'a OwnedFd>,
+    /// fds the plan names, handed on as FIRST_PASSED_FD and up.
+    pub passed: &'a [i32],
+    /// SIGKILL the child when the runner dies.
+    pub parent_death_signal: bool,
 }
 
-/// `stdio`: the pseudo-terminal that becomes the child's stdin, stdout and
-/// stderr, if it has one.
-pub fn clone_shim(
-    shim: &Shim,
-    new_net: bool,
-    mask: &Mask,
-    stdio: Option<&OwnedFd>,
-) -> Result<Container> {
+/// Clones the shim into new namespaces; it waits for the plan.
+pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
@@ -49,7 +46,7 @@ pub fn clone_shim(
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            clone_flags(new_net) as libc::c_long,
+            (launch.clone_flags | libc::SIGCHLD) as libc::c_long,
             0,
             0,
             0,
@@ -66,13 +63,10 @@ pub fn clone_shim(
         // SAFETY: see above; `child` never returns.
         unsafe {
             child(
-                plan_r.as_raw_fd(),
-                report_w.as_raw_fd(),
-                shim,
-                stdio.map(|fd| fd.as_raw_fd()),
+                launch,
+                [plan_r.as_raw_fd(), report_w.as_raw_fd()],
                 &argv,
                 &envp,
-                &mask.empty,
             )
         }
     }
@@ -95,38 +89,48 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds were just created and are owned by nothing else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let high = |fd| crate::fds::above_shim_fds(fd).map_err(|e| Error::os("create pipe", &e));
+    let high = |fd| crate::fds::held(fd).map_err(|e| Error::os("create pipe", &e));
     Ok((high(r)?, high(w)?))
 }
 
 /// In the new namespaces, before the shim: restore what the runner changed
-/// for itself, put the pipes where the shim expects them, exec.
+/// for itself, put the fds where the shim expects them, exec.
 unsafe fn child(
-    plan: i32,
-    report: i32,
-    shim: &Shim,
-    stdio: Option<i32>,
+    launch: &Launch<'_>,
+    [plan, report]: [i32; 2],
     argv: &[*const libc::c_char; 2],
     envp: &[*const libc::c_char; 1],
-    empty: &libc::sigset_t,
 ) -> ! {
-    libc::sigprocmask(libc::SIG_SETMASK, empty, std::ptr::null_mut());
+    libc::sigprocmask(libc::SIG_SETMASK, &launch.mask.empty, std::ptr::null_mut());
     // Rust's runtime ignores SIGPIPE, and ignored signals survive execve.
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    // If the runner dies, so does the container: no orphan outlives its
-    // supervisor and its cgroup.
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    if let Some(tty) = stdio {
+    if launch.parent_death_signal {
+        // If the runner dies, so does the container: no orphan outlives its
+        // supervisor and its cgroup. (PID 1 may clear it again; the state
+        // store's sweep is the guarantee, see store.rs.) A runner that died
+        // before this prctl leaves the shim reading EOF where the plan
+        // would come: it exits without doing anything.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
+    if let Some(tty) = launch.stdio {
         for fd in 0..3 {
-            libc::dup2(tty, fd);
+            libc::dup2(tty.as_raw_fd(), fd);
         }
     }
-    if libc::dup2(plan, PLAN_FD) == PLAN_FD && libc::dup2(report, REPORT_FD) == REPORT_FD {
-        shim.exec(argv.as_ptr(), envp.as_ptr());
+    // Every source fd is at or above fds::HELD_BASE, so none of these
+    // dup2s closes another's source; dup2 leaves the copies open on exec.
+    let mut ok = libc::dup2(plan, PLAN_FD) == PLAN_FD && libc::dup2(report, REPORT_FD) == REPORT_FD;
+    for (i, &fd) in launch.passed.iter().enumerate() {
+        let to = FIRST_PASSED_FD + i as i32;
+        ok = ok && libc::dup2(fd, to) == to;
+    }
+    if ok {
+        launch.shim.exec(argv.as_ptr(), envp.as_ptr());
     }
     let errno = *libc::__errno_location() as u32;
     let record = Report {
         step: STEP_EXEC_SHIM,
+        sub: 0,
         errno,
     }
     .to_bytes();

@@ -59,11 +59,10 @@ impl Pty {
             return Err(err("open the pseudo-terminal's slave"));
         }
         let pty = Pty {
-            master: crate::fds::above_shim_fds(master)
-                .map_err(|e| Error::os("move the pty", &e))?,
+            master: crate::fds::held(master).map_err(|e| Error::os("move the pty", &e))?,
             // SAFETY: as above.
             slave: Some(
-                crate::fds::above_shim_fds(unsafe { OwnedFd::from_raw_fd(s) })
+                crate::fds::held(unsafe { OwnedFd::from_raw_fd(s) })
                     .map_err(|e| Error::os("move the pty", &e))?,
             ),
             slave_path: path.to_string_lossy().into_owned(),

@@ -74,6 +74,7 @@ extern "C" fn entry() -> ! {
 fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report> {
     let read_err = |e: Errno| Report {
         step: report::STEP_READ_PLAN,
+        sub: 0,
         errno: e.raw_os_error() as u32,
     };
     // The report must not reach the user's program: its closing is the
@@ -86,6 +87,7 @@ fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report>
     read_exact(plan_fd, &mut header).map_err(read_err)?;
     let malformed = |_| Report {
         step: report::STEP_DECODE_PLAN,
+        sub: 0,
         errno: Errno::INVAL.raw_os_error() as u32,
     };
     let len = plan::parse_header(&header).map_err(malformed)?;
@@ -99,9 +101,10 @@ fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report>
     for (step, op) in plan.ops().enumerate() {
         // `Plan::new` validated every op.
         let op = op.map_err(malformed)?;
-        ops::run(&mut state, &op).map_err(|e| Report {
+        ops::run(&mut state, &op).map_err(|f| Report {
             step: step as u32,
-            errno: e.raw_os_error() as u32,
+            sub: f.sub,
+            errno: f.errno.raw_os_error() as u32,
         })?;
     }
     Ok(())

@@ -1,15 +1,17 @@
-//! One function per kind of operation. Each does exactly what the op says.
+//! One function per kind of operation. Each does exactly what the op says,
+//! and tells which of its system calls failed (`Fail::sub`; the runner
+//! names them, see runner/src/describe.rs).
 
 use core::ffi::CStr;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, Ordering};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags};
-use rustix::io::Errno;
+use rustix::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::{Errno, FdFlags};
 use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
-use rustix::mount::{self, MountFlags, UnmountFlags};
+use rustix::mount::{self, MountFlags, MoveMountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
-use shim::plan::{ms, Op, Strs};
+use shim::plan::{missing, ms, Op, Strs};
 
 use crate::arch;
 
@@ -21,45 +23,86 @@ pub struct State {
 
 impl State {
     fn root(&self) -> Result<BorrowedFd<'_>, Errno> {
-        // A plan that uses the root before binding it is malformed.
+        // A plan that uses the root before attaching it is malformed.
         self.root.as_ref().map(|r| r.as_fd()).ok_or(Errno::BADF)
     }
 }
 
-pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
+/// Which system call of an op failed, and how.
+pub struct Fail {
+    pub sub: u32,
+    pub errno: Errno,
+}
+
+trait At<T> {
+    /// Marks a failure as the op's system call number `sub`.
+    fn at(self, sub: u32) -> Result<T, Fail>;
+}
+
+impl<T> At<T> for Result<T, Errno> {
+    fn at(self, sub: u32) -> Result<T, Fail> {
+        self.map_err(|errno| Fail { sub, errno })
+    }
+}
+
+/// Takes over an fd the runner passed for this op, close-on-exec from now
+/// on: it must not reach the user's program, whatever happens next.
+fn adopt(fd: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: the runner hands each passed fd to exactly one op, and
+    // nothing else in the shim uses it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC)?;
+    Ok(fd)
+}
+
+pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
     match *op {
         // SAFETY: the shim is single-threaded; no fd table is shared.
-        Op::UnshareCgroup => unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWCGROUP) },
-        Op::Propagation { flags } => {
-            mount::mount(c"", c"/", c"", MountFlags::from_bits_retain(flags), None)
-        }
-        Op::BindRoot { path, flags } => {
-            mount::mount(
-                path,
-                path,
-                c"",
-                MountFlags::from_bits_retain(ms::BIND | ms::REC),
-                None,
-            )?;
-            let root = fs::open(
-                path,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            if flags != 0 {
-                // A bind remount sets the per-mount flags to exactly what it
-                // is given (atime apart): keep the ones the bind came with.
-                let kept = fs::fstatvfs(&root)?.f_flag.bits() as u32
-                    & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
-                mount::mount(
-                    c"",
-                    FdPath::new(&root).as_cstr(),
-                    c"",
-                    MountFlags::from_bits_retain(ms::BIND | ms::REMOUNT | kept | flags),
-                    None,
-                )?;
+        Op::Unshare { flags } => unsafe {
+            rustix::thread::unshare_unsafe(UnshareFlags::from_bits_retain(flags)).at(0)
+        },
+        Op::SetNs { fd, nstype } => {
+            let ns = adopt(fd).at(0)?;
+            use rustix::fd::AsRawFd;
+            // SAFETY: setns takes an fd we own and a plain integer.
+            let r = unsafe {
+                arch::syscall(
+                    linux_raw_sys::general::__NR_setns as usize,
+                    ns.as_raw_fd() as usize,
+                    nstype as usize,
+                    0,
+                )
+            };
+            if r < 0 {
+                return Err(Errno::from_raw_os_error(-r as i32)).at(1);
             }
-            state.root = Some(root);
+            Ok(())
+        }
+        Op::Propagation { flags } => {
+            mount::mount(c"", c"/", c"", MountFlags::from_bits_retain(flags), None).at(0)
+        }
+        Op::AttachRoot { fd, propagation } => {
+            let tree = adopt(fd).at(0)?;
+            // Stacked on /, where pivot_root (or chroot) takes it from.
+            mount::move_mount(
+                &tree,
+                c"",
+                CWD,
+                c"/",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+            .at(1)?;
+            // The tree was cloned from the host's mounts and shares their
+            // peer groups: without this, what we mount would appear there.
+            mount::mount(
+                c"",
+                FdPath::new(&tree).as_cstr(),
+                c"",
+                MountFlags::from_bits_retain(propagation),
+                None,
+            )
+            .at(2)?;
+            state.root = Some(tree);
             Ok(())
         }
         Op::Mount {
@@ -70,7 +113,7 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
             data,
             optional,
         } => optional_target(optional, || {
-            let target = open_in(state.root()?, target)?;
+            let target = open_in(state.root().at(0)?, target).at(0)?;
             let data = if data.is_empty() { None } else { Some(data) };
             mount::mount(
                 source,
@@ -79,109 +122,114 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
                 MountFlags::from_bits_retain(flags),
                 data,
             )
+            .at(1)
         }),
         Op::Mkdir { path, mode } => {
-            let (dir, name) = open_parent_in(state.root()?, path)?;
+            let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
             match fs::mkdirat(&dir, name.as_cstr(), Mode::from_bits_retain(mode)) {
                 Err(Errno::EXIST) => Ok(()),
-                r => r,
+                r => r.at(1),
             }
         }
-        Op::Touch { path } => {
-            let (dir, name) = open_parent_in(state.root()?, path)?;
+        Op::Touch { path, mode } => {
+            let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
             let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            fs::openat(&dir, name.as_cstr(), flags, Mode::from_bits_retain(0o644)).map(drop)
+            fs::openat(&dir, name.as_cstr(), flags, Mode::from_bits_retain(mode))
+                .map(drop)
+                .at(1)
         }
         Op::Symlink { target, path } => {
-            let (dir, name) = open_parent_in(state.root()?, path)?;
-            fs::symlinkat(target, &dir, name.as_cstr())
+            let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
+            fs::symlinkat(target, &dir, name.as_cstr()).at(1)
         }
-        Op::Mask { target, optional } => optional_target(optional, || {
-            let root = state.root()?;
-            let target = open_in(root, target)?;
+        Op::Mask {
+            target,
+            null,
+            flags,
+            data,
+            optional,
+        } => optional_target(optional, || {
+            let root = state.root().at(0)?;
+            let target = open_in(root, target).at(0)?;
             let at = FdPath::new(&target);
-            if FileType::from_raw_mode(fs::fstat(&target)?.st_mode) == FileType::Directory {
-                let flags =
-                    MountFlags::from_bits_retain(ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
-                return mount::mount(
-                    c"tmpfs",
-                    at.as_cstr(),
-                    c"tmpfs",
-                    flags,
-                    Some(c"size=4k,nr_inodes=2"),
-                );
+            let st = fs::fstat(&target).at(1)?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let data = if data.is_empty() { None } else { Some(data) };
+                let flags = MountFlags::from_bits_retain(flags);
+                return mount::mount(c"tmpfs", at.as_cstr(), c"tmpfs", flags, data).at(2);
             }
-            let null = open_in(root, c"dev/null")?;
-            let st = fs::fstat(&null)?;
+            let null = open_in(root, null).at(3)?;
+            let st = fs::fstat(&null).at(4)?;
             let is_null = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
                 && fs::major(st.st_rdev) == 1
                 && fs::minor(st.st_rdev) == 3;
             if !is_null {
-                return Err(Errno::NODEV);
+                return Err(Errno::NODEV).at(4);
             }
-            mount::mount(
-                FdPath::new(&null).as_cstr(),
-                at.as_cstr(),
-                c"",
-                MountFlags::from_bits_retain(ms::BIND),
-                None,
-            )
+            let bind = MountFlags::from_bits_retain(ms::BIND);
+            mount::mount(FdPath::new(&null).as_cstr(), at.as_cstr(), c"", bind, None).at(5)
         }),
-        Op::ReadOnly { path, optional } => optional_target(optional, || {
-            let root = state.root()?;
-            let at = open_in(root, path)?;
-            let at = FdPath::new(&at);
-            mount::mount(
-                at.as_cstr(),
-                at.as_cstr(),
-                c"",
-                MountFlags::from_bits_retain(ms::BIND | ms::REC),
-                None,
-            )?;
-            // Reopened: the old fd still names the mount underneath.
-            let top = open_in(root, path)?;
-            let flags = ms::BIND | ms::REMOUNT | ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC;
-            mount::mount(
-                c"",
-                FdPath::new(&top).as_cstr(),
-                c"",
-                MountFlags::from_bits_retain(flags),
-                None,
-            )
+        Op::RemountBind {
+            path,
+            bind,
+            set,
+            optional,
+        } => optional_target(optional, || {
+            let root = state.root().at(0)?;
+            let mut at = open_in(root, path).at(0)?;
+            if bind {
+                let p = FdPath::new(&at);
+                let flags = MountFlags::from_bits_retain(ms::BIND | ms::REC);
+                mount::mount(p.as_cstr(), p.as_cstr(), c"", flags, None).at(1)?;
+                // Reopened: the old fd still names the mount underneath.
+                at = open_in(root, path).at(2)?;
+            }
+            // A bind remount sets the per-mount flags to exactly what it is
+            // given (atime apart), and refuses to clear the locked ones:
+            // keep the ones the mount has.
+            let kept = fs::fstatvfs(&at).at(3)?.f_flag.bits() as u32
+                & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
+            let flags = MountFlags::from_bits_retain(ms::BIND | ms::REMOUNT | kept | set);
+            mount::mount(c"", FdPath::new(&at).as_cstr(), c"", flags, None).at(4)
         }),
-        Op::Hostname { name } => rustix::system::sethostname(name.to_bytes()),
+        Op::Hostname { name } => rustix::system::sethostname(name.to_bytes()).at(0),
         Op::LoopbackUp => loopback_up(),
         Op::PivotRoot => {
             // pivot_root(".", ".") stacks the old root on top of the new one,
             // so no directory for it is needed in the rootfs; detaching it
             // then leaves nothing of the host tree reachable.
-            rustix::process::fchdir(state.root()?)?;
-            rustix::process::pivot_root(c".", c".")?;
-            mount::unmount(c".", UnmountFlags::DETACH)?;
+            rustix::process::fchdir(state.root().at(0)?).at(0)?;
+            rustix::process::pivot_root(c".", c".").at(1)?;
+            mount::unmount(c".", UnmountFlags::DETACH).at(2)?;
             // No fd into the old tree may survive into the container.
             state.root = None;
-            rustix::process::chdir(c"/")
+            rustix::process::chdir(c"/").at(3)
         }
-        Op::MoveRoot => {
+        Op::ChrootRoot => {
             // What runc's --no-pivot and switch_root do. The host tree stays
-            // below the moved rootfs, reachable only by escaping the chroot,
-            // which takes chroot(2): the runner drops CAP_SYS_CHROOT.
-            rustix::process::fchdir(state.root()?)?;
-            mount::mount_move(c".", c"/")?;
+            // below the root, reachable only by escaping the chroot, which
+            // takes chroot(2): the runner drops CAP_SYS_CHROOT.
+            rustix::process::fchdir(state.root().at(0)?).at(0)?;
             state.root = None;
-            rustix::process::chroot(c".")?;
-            rustix::process::chdir(c"/")
+            rustix::process::chroot(c".").at(1)?;
+            rustix::process::chdir(c"/").at(2)
         }
-        Op::Chdir { path } => rustix::process::chdir(path),
-        Op::Setsid => rustix::process::setsid().map(drop),
+        Op::Chdir { path } => rustix::process::chdir(path).at(0),
+        Op::Setsid => rustix::process::setsid().map(drop).at(0),
         // SAFETY: fd 0 is open for the shim's whole life.
         Op::ControllingTty => {
-            rustix::process::ioctl_tiocsctty(unsafe { BorrowedFd::borrow_raw(0) })
+            rustix::process::ioctl_tiocsctty(unsafe { BorrowedFd::borrow_raw(0) }).at(0)
         }
-        Op::NoNewPrivs => rustix::thread::set_no_new_privs(true),
-        Op::Seccomp { filter } => seccomp(filter),
+        Op::NoNewPrivs => rustix::thread::set_no_new_privs(true).at(0),
+        Op::Seccomp { filter } => seccomp(filter).at(0),
         Op::Capabilities { keep } => capabilities(keep),
-        Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)),
+        Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)).at(0),
+        Op::Pretend { missing } => {
+            if missing & missing::OPENAT2 != 0 {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        }
         Op::Exec {
             candidates,
             argv,
@@ -190,14 +238,21 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Errno> {
     }
 }
 
-fn optional_target(optional: bool, f: impl FnOnce() -> Result<(), Errno>) -> Result<(), Errno> {
+/// An optional target that does not exist is skipped; nothing else is.
+fn optional_target(optional: bool, f: impl FnOnce() -> Result<(), Fail>) -> Result<(), Fail> {
     match f() {
-        Err(Errno::NOENT) if optional => Ok(()),
+        Err(Fail {
+            sub: 0,
+            errno: Errno::NOENT,
+        }) if optional => Ok(()),
         r => r,
     }
 }
 
-/// Set once openat2 turns out to be missing (kernels before 5.6).
+const PATH_MAX: usize = linux_raw_sys::general::PATH_MAX as usize;
+
+/// Set once openat2 turns out to be missing (kernels before 5.6), or when
+/// the plan says to pretend it is (`Op::Pretend`).
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// Opens `path` beneath `root` as an O_PATH fd, refusing every symlink
@@ -253,8 +308,7 @@ fn open_parent_in(root: BorrowedFd<'_>, path: &CStr) -> Result<(OwnedFd, Name), 
         Some(i) => (&bytes[..i], &bytes[i + 1..]),
         None => (&b""[..], bytes),
     };
-    // Plan paths are short fixed strings such as "sys/fs/cgroup/cpu,cpuacct".
-    let mut buf = [0u8; 256];
+    let mut buf = [0u8; PATH_MAX];
     buf.get_mut(..parent.len() + 1).ok_or(Errno::NAMETOOLONG)?[..parent.len()]
         .copy_from_slice(parent);
     let parent = CStr::from_bytes_until_nul(&buf).map_err(|_| Errno::INVAL)?;
@@ -339,7 +393,7 @@ pub fn alloc(len: usize) -> Result<&'static mut [u8], Errno> {
     }
 }
 
-fn loopback_up() -> Result<(), Errno> {
+fn loopback_up() -> Result<(), Fail> {
     use rustix::net::{socket_with, AddressFamily, SocketFlags, SocketType};
     /// `struct ifreq` cut to what SIOCSIFFLAGS reads; 40 bytes covers its
     /// size on both 32- and 64-bit kernels.
@@ -354,7 +408,8 @@ fn loopback_up() -> Result<(), Errno> {
         SocketType::DGRAM,
         SocketFlags::CLOEXEC,
         None,
-    )?;
+    )
+    .at(0)?;
     let mut req = IfreqFlags {
         name: [0; 16],
         flags: linux_raw_sys::net::net_device_flags::IFF_UP as i16,
@@ -366,7 +421,7 @@ fn loopback_up() -> Result<(), Errno> {
     unsafe {
         let ioctl =
             rustix::ioctl::Setter::<{ linux_raw_sys::ioctl::SIOCSIFFLAGS as _ }, _>::new(req);
-        rustix::ioctl::ioctl(&sock, ioctl)
+        rustix::ioctl::ioctl(&sock, ioctl).at(1)
     }
 }
 
@@ -403,7 +458,10 @@ fn seccomp(filter: &[u8]) -> Result<(), Errno> {
     }
 }
 
-fn capabilities(keep: u64) -> Result<(), Errno> {
+/// Exactly `keep`: the runner only asks for capabilities this kernel knows
+/// and the runner itself holds, so a failure here is an error, never a
+/// quiet narrowing of the set.
+fn capabilities(keep: u64) -> Result<(), Fail> {
     // The bounding set first (it needs CAP_SETPCAP, which the capset below
     // may drop), up to the last capability this kernel knows (EINVAL).
     for cap in 0..64 {
@@ -414,45 +472,47 @@ fn capabilities(keep: u64) -> Result<(), Errno> {
             1 << cap,
         )) {
             Err(Errno::INVAL) => break,
-            r => r?,
+            r => r.at(0)?,
         }
     }
-    rustix::thread::clear_ambient_capability_set()?;
+    rustix::thread::clear_ambient_capability_set().at(1)?;
     let keep = CapabilitySet::from_bits_retain(keep);
     let sets = CapabilitySets {
         effective: keep,
         permitted: keep,
         inheritable: CapabilitySet::empty(),
     };
-    // Capabilities the kernel does not know are not ours to keep.
-    match rustix::thread::set_capabilities(None, sets) {
-        Err(Errno::INVAL) | Err(Errno::PERM) => {
-            let have = rustix::thread::capabilities(None)?;
-            let keep = keep & have.permitted;
-            rustix::thread::set_capabilities(
-                None,
-                CapabilitySets {
-                    effective: keep,
-                    permitted: keep,
-                    inheritable: CapabilitySet::empty(),
-                },
-            )
-        }
-        r => r,
-    }
+    rustix::thread::set_capabilities(None, sets).at(2)
 }
 
 /// execve each candidate in turn, as execvp does with PATH: a missing file
-/// moves on to the next; EACCES is remembered in case nothing else is found.
-fn exec(candidates: Strs<'_>, argv: Strs<'_>, envp: Strs<'_>) -> Result<(), Errno> {
-    let argv_ptrs = pointers(argv)?;
-    let envp_ptrs = pointers(envp)?;
-    let mut err = Errno::NOENT;
-    for path in candidates.iter() {
+/// moves on to the next; EACCES is remembered in case nothing else is
+/// found. A file that exists but answers ENOENT (its ELF interpreter or
+/// `#!` program is missing) is remembered too, as `sub` = 1 + its index,
+/// so that the runner can say so instead of "not found".
+fn exec(candidates: Strs<'_>, argv: Strs<'_>, envp: Strs<'_>) -> Result<(), Fail> {
+    let argv_ptrs = pointers(argv).at(0)?;
+    let envp_ptrs = pointers(envp).at(0)?;
+    let mut err = Fail {
+        sub: 0,
+        errno: Errno::NOENT,
+    };
+    for (i, path) in candidates.iter().enumerate() {
         match arch::execve(path, argv_ptrs, envp_ptrs) {
-            Errno::NOENT | Errno::NOTDIR => {}
-            Errno::ACCESS => err = Errno::ACCESS,
-            e => return Err(e),
+            Errno::NOENT => {
+                let exists = fs::access(path, fs::Access::EXISTS).is_ok();
+                if exists && err.sub == 0 && err.errno == Errno::NOENT {
+                    err.sub = i as u32 + 1;
+                }
+            }
+            Errno::NOTDIR => {}
+            Errno::ACCESS => {
+                err = Fail {
+                    sub: 0,
+                    errno: Errno::ACCESS,
+                }
+            }
+            e => return Err(e).at(0),
         }
     }
     Err(err)

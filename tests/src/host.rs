@@ -12,7 +12,11 @@ pub struct Snapshot {
     mounts: Vec<String>,
     cgroups: BTreeSet<PathBuf>,
     pid_namespaces: BTreeSet<String>,
+    store: BTreeSet<String>,
 }
+
+/// The state store the runner uses by default.
+pub const STORE: &str = "/run/husk";
 
 impl Snapshot {
     pub fn take() -> Snapshot {
@@ -20,6 +24,7 @@ impl Snapshot {
             mounts: mounts(),
             cgroups: husk_cgroups(),
             pid_namespaces: pid_namespaces(),
+            store: store_entries(Path::new(STORE)),
         }
     }
 
@@ -54,12 +59,26 @@ impl Snapshot {
                 "processes left running in new PID namespaces: {ns:?}"
             ));
         }
+        let entries: Vec<_> = after.store.difference(&self.store).collect();
+        if !entries.is_empty() {
+            errs.push(format!("state store entries left behind: {entries:?}"));
+        }
         if errs.is_empty() {
             Ok(())
         } else {
             Err(errs.join("\n"))
         }
     }
+}
+
+/// The containers in a state store.
+pub fn store_entries(root: &Path) -> BTreeSet<String> {
+    fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// The host's mount table, without the fields that are not about what is
@@ -94,10 +113,10 @@ pub fn cgroup_mounts() -> Vec<(PathBuf, String, String)> {
         .collect()
 }
 
-/// The runner's names (husk-PID) and the tests' own parent.
+/// The runner's names (husk-ID, see runner::cgroup::leaf_name) and the
+/// tests' own parent.
 fn is_husk_cgroup(name: &str) -> bool {
-    let pid = name.strip_prefix("husk-").unwrap_or("");
-    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())) || name == "husk-test-parent"
+    name.strip_prefix("husk-").is_some_and(|id| !id.is_empty())
 }
 
 /// Every cgroup directory husk or its tests make, in every hierarchy.

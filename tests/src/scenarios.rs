@@ -540,13 +540,22 @@ pub fn cpuset_pins_the_container(env: &Env) -> R {
 }
 
 pub fn cgroup_parent_is_made_and_removed(env: &Env) -> R {
+    let name = format!("parent-test-{}", std::process::id());
     let r = Running::start(
         env,
-        &["--cgroup-parent", "/husk-test-parent/inner", "--pids", "16"],
+        &[
+            "--cgroup-parent",
+            "/husk-test-parent/inner",
+            "--pids",
+            "16",
+            "--name",
+            &name,
+        ],
         "echo ready; sleep 60",
     )?;
     let dir = host::cgroup_dir(r.pid1()?, "pids").ok_or("no pids cgroup for the container")?;
-    let want = format!("husk-test-parent/inner/husk-{}", r.pid());
+    // Named after the container: husk-NAME.
+    let want = format!("husk-test-parent/inner/husk-{name}");
     r.wait_for_pid1("sleep")?;
     r.signal(libc::SIGTERM);
     let out = r.finish(Duration::from_secs(20))?;
@@ -723,7 +732,7 @@ pub fn setup_failure_leaves_nothing(env: &Env) -> R {
     ]);
     let out = output(&mut c);
     let _ = fs::remove_dir_all(&dir);
-    one_error_line(&out, 125, "mount proc on /proc: ENOTDIR")
+    one_error_line(&out, 125, "mount proc on /proc: mount: ENOTDIR")
 }
 
 pub fn non_root_is_refused(env: &Env) -> R {

@@ -14,7 +14,8 @@ pub enum Version {
 pub struct Hierarchy {
     pub version: Version,
     pub mountpoint: PathBuf,
-    /// v1: the controllers bound to this mount; v2: those the root offers.
+    /// v1: the controllers bound to this mount, or the one name of a named
+    /// hierarchy ("name=systemd"); v2: those the root offers.
     pub controllers: Vec<String>,
     /// This process's cgroup, relative to the mount.
     pub own: String,
@@ -56,25 +57,18 @@ impl Layout {
     /// `read` gives a v2 root's cgroup.controllers.
     pub fn parse(mountinfo: &str, proc_cgroup: &str, read: impl Fn(&Path) -> String) -> Layout {
         let mut layout = Layout::default();
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
-                continue;
-            }
-            let (root, mountpoint) = (pre[3], PathBuf::from(unescape(pre[4])));
-            let (version, controllers) = match post[0] {
+        for m in crate::mountinfo::parse(mountinfo) {
+            let (root, mountpoint) = (m.root.as_str(), PathBuf::from(&m.mount_point));
+            let (version, controllers) = match m.fstype.as_str() {
                 "cgroup" => {
-                    let cs: Vec<String> = post[2]
+                    let cs: Vec<String> = m
+                        .super_options
                         .split(',')
-                        .filter(|o| V1_CONTROLLERS.contains(o))
+                        .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
                         .map(String::from)
                         .collect();
                     if cs.is_empty() {
-                        continue; // a named hierarchy such as name=systemd
+                        continue;
                     }
                     (Version::V1, cs)
                 }
@@ -97,7 +91,7 @@ impl Layout {
                     Version::V1 => {
                         let mut a: Vec<&str> = names
                             .split(',')
-                            .filter(|n| V1_CONTROLLERS.contains(n))
+                            .filter(|n| V1_CONTROLLERS.contains(n) || n.starts_with("name="))
                             .collect();
                         let mut b: Vec<&str> = controllers.iter().map(String::as_str).collect();
                         a.sort_unstable();
@@ -161,24 +155,4 @@ impl Layout {
             (false, false) => "no cgroup",
         }
     }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -18,13 +18,16 @@ pub use layout::{Hierarchy, Layout, Version};
 
 use crate::error::{Error, Result};
 
+/// The CFS period the CPU quota is expressed in (the kernel's default).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Limits {
     /// Bytes.
     pub memory: Option<u64>,
     /// Memory plus swap: None = the default (no swap); Some(None) = unlimited.
     pub memory_swap: Option<Option<u64>>,
-    /// Microseconds per `spec::CPU_PERIOD_US`.
+    /// Microseconds per `CPU_PERIOD_US`.
     pub cpu_quota_us: Option<u64>,
     pub cpu_shares: Option<u64>,
     /// A normalised CPU list.
@@ -85,8 +88,6 @@ pub trait CgroupFs {
     fn write(&self, path: &Path, value: &str) -> io::Result<()>;
     fn read(&self, path: &Path) -> io::Result<String>;
     fn rmdir(&self, path: &Path) -> io::Result<()>;
-    /// The names of the directories in `dir`.
-    fn subdirs(&self, dir: &Path) -> io::Result<Vec<String>>;
 }
 
 pub struct RealFs;
@@ -109,37 +110,25 @@ impl CgroupFs for RealFs {
     fn rmdir(&self, path: &Path) -> io::Result<()> {
         fs::remove_dir(path)
     }
-    fn subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
-        subdirs(dir)
-    }
 }
 
-pub(crate) fn subdirs(dir: &Path) -> io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    Ok(names)
+/// Every container's cgroup is named after its ID: husk-ID.
+pub fn leaf_name(id: &str) -> String {
+    format!("husk-{id}")
 }
 
-/// Every container's cgroup is named after its runner: husk-PID.
-pub fn leaf_name(runner_pid: u32) -> String {
-    format!("{LEAF_PREFIX}{runner_pid}")
-}
-
-const LEAF_PREFIX: &str = "husk-";
-
-/// A cgroup named after a runner (`leaf_name`) whose process is gone: left by
-/// a runner that was SIGKILLed, which cannot clean up after itself. Its
-/// container died with it (PDEATHSIG), so the directory is empty; one that
-/// is not makes rmdir fail with EBUSY and stays.
-fn is_stale(name: &str) -> bool {
-    name.strip_prefix(LEAF_PREFIX)
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+/// What cgroup a container gets.
+pub struct Request<'a> {
+    pub limits: &'a Limits,
+    /// `--cgroup-parent`: where the leaves go, as a path from each
+    /// hierarchy's root.
+    pub parent: Option<&'a str>,
+    pub name: &'a str,
+    /// A directory in every hierarchy the host has, limits or not: for a
+    /// container that can mount (CAP_SYS_ADMIN, or no seccomp), so that
+    /// its cgroup namespace is rooted at its own cgroup everywhere and a
+    /// cgroupfs it mounts shows nothing above it.
+    pub everywhere: bool,
 }
 
 /// A container's cgroup: a directory in each hierarchy it uses. Dropping it
@@ -154,29 +143,25 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Makes the cgroup and writes the limits; None when there are none.
-    pub fn create(
-        layout: &Layout,
-        limits: &Limits,
-        parent: Option<&str>,
-        name: &str,
-    ) -> Result<Option<Cgroup>> {
-        Cgroup::create_with(Box::new(RealFs), layout, limits, parent, name)
+    /// Makes the cgroup and writes the limits; None when it needs none.
+    pub fn create(layout: &Layout, req: &Request<'_>) -> Result<Option<Cgroup>> {
+        Cgroup::create_with(Box::new(RealFs), layout, req)
     }
 
     pub fn create_with(
         fs: Box<dyn CgroupFs>,
         layout: &Layout,
-        limits: &Limits,
-        parent: Option<&str>,
-        name: &str,
+        req: &Request<'_>,
     ) -> Result<Option<Cgroup>> {
-        let needed = limits.controllers();
-        if needed.is_empty() {
+        let needed = req.limits.controllers();
+        if needed.is_empty() && !req.everywhere {
             return Ok(None);
         }
         // Controllers grouped by the hierarchy that holds them.
         let mut groups: Vec<(&Hierarchy, Vec<&'static str>)> = Vec::new();
+        if req.everywhere {
+            groups.extend(layout.hierarchies.iter().map(|h| (h, Vec::new())));
+        }
         for c in needed {
             let h = layout.hierarchy_for(c).ok_or_else(|| {
                 Error::new(format!(
@@ -195,19 +180,25 @@ impl Cgroup {
             made: Vec::new(),
             memory: None,
         };
+        let limits = req.limits;
         for (h, controllers) in groups {
-            let parent_dir = match parent {
+            let parent_dir = match req.parent {
                 Some(p) => h.mountpoint.join(p.trim_matches('/')),
                 None if h.version == Version::V2 => v2::default_parent(h, cg.fs.as_ref()),
                 None => h.mountpoint.join(h.own.trim_matches('/')),
             };
             cg.make_parents(h, &parent_dir, &controllers)?;
-            cg.sweep(&parent_dir);
-            let leaf = parent_dir.join(name);
+            let leaf = parent_dir.join(req.name);
             cg.fs
                 .mkdir(&leaf)
                 .map_err(|e| Error::os(format_args!("create cgroup {}", leaf.display()), &e))?;
             cg.leaves.push((h.version, leaf.clone()));
+            // A new v1 cpuset takes no tasks until it has CPUs and memory
+            // nodes: where no --cpuset asks for its own, its parent's.
+            let cpuset_here = h.controllers.iter().any(|c| c == "cpuset");
+            if h.version == Version::V1 && cpuset_here && !controllers.contains(&"cpuset") {
+                v1::inherit_cpuset(&leaf, &parent_dir, cg.fs.as_ref())?;
+            }
             let settings = match h.version {
                 Version::V1 => v1::settings(limits, &controllers, &parent_dir, cg.fs.as_ref())?,
                 Version::V2 => v2::settings(limits, &controllers),
@@ -225,6 +216,28 @@ impl Cgroup {
             }
         }
         Ok(Some(cg))
+    }
+
+    /// A container's cgroup made earlier (by a process that is gone),
+    /// from the paths the state store kept: to be removed.
+    pub fn adopt(leaves: Vec<PathBuf>, made: Vec<PathBuf>) -> Cgroup {
+        Cgroup {
+            fs: Box::new(RealFs),
+            // cgroup.kill (v2) is tried on each, and the pids killed one
+            // by one where it is missing.
+            leaves: leaves.into_iter().map(|l| (Version::V2, l)).collect(),
+            made,
+            memory: None,
+        }
+    }
+
+    /// The directories, for the state store: the leaves, then the parents
+    /// made for them.
+    pub fn paths(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        (
+            self.leaves.iter().map(|(_, l)| l.clone()).collect(),
+            self.made.clone(),
+        )
     }
 
     /// Makes the missing directories down to `dir`, and on v2 enables the
@@ -259,15 +272,6 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Removes what SIGKILLed runners left in `parent`: nobody else will.
-    fn sweep(&self, parent: &Path) {
-        for name in self.fs.subdirs(parent).unwrap_or_default() {
-            if is_stale(&name) {
-                let _ = self.fs.rmdir(&parent.join(name));
-            }
-        }
-    }
-
     /// Moves `pid` into the cgroup, in every hierarchy.
     pub fn join(&self, pid: u32) -> Result<()> {
         for (_, leaf) in &self.leaves {
@@ -299,7 +303,11 @@ impl Cgroup {
     }
 
     /// Kills what is left, removes the leaves, then the parents we made.
-    fn remove(&mut self) {
+    pub fn remove(mut self) {
+        self.remove_all();
+    }
+
+    fn remove_all(&mut self) {
         for (version, leaf) in std::mem::take(&mut self.leaves) {
             self.kill_all(version, &leaf);
             self.rmdir(&leaf);
@@ -312,6 +320,7 @@ impl Cgroup {
     fn kill_all(&self, version: Version, leaf: &Path) {
         // Normally empty: PID 1's death took the whole PID namespace with it.
         // This is the backstop for a failure half-way through setup.
+        // cgroup.kill (5.14) ends them all at once, where there is one.
         if version == Version::V2 && self.fs.write(&leaf.join("cgroup.kill"), "1").is_ok() {
             return;
         }
@@ -365,7 +374,7 @@ fn write_error(path: &Path, value: &str, e: &io::Error) -> Error {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        self.remove();
+        self.remove_all();
     }
 }
 

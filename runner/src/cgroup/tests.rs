@@ -31,9 +31,6 @@ impl CgroupFs for TempFs {
         }
         fs::remove_dir(path)
     }
-    fn subdirs(&self, dir: &Path) -> io::Result<Vec<String>> {
-        super::subdirs(dir)
-    }
 }
 
 fn temp_root() -> PathBuf {
@@ -80,6 +77,7 @@ fn hybrid(root: &Path) -> Layout {
     fs::create_dir_all(root.join("memory/process_api/abc")).unwrap();
     fs::write(root.join("cpuset/cpuset.mems"), "0\n").unwrap();
     fs::write(root.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
+    fs::create_dir_all(root.join("systemd")).unwrap();
     mi += &mountinfo_line(
         40,
         "/",
@@ -120,6 +118,22 @@ fn all_limits() -> Limits {
     }
 }
 
+fn make(
+    layout: &Layout,
+    limits: &Limits,
+    parent: Option<&str>,
+    name: &str,
+    everywhere: bool,
+) -> Result<Option<Cgroup>> {
+    let req = Request {
+        limits,
+        parent,
+        name,
+        everywhere,
+    };
+    Cgroup::create_with(Box::new(TempFs), layout, &req)
+}
+
 fn read(p: PathBuf) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -133,10 +147,15 @@ fn detects_each_layout() {
     assert_eq!(h.hierarchy_for("memory").unwrap().version, Version::V1);
     assert_eq!(h.hierarchy_for("hugetlb").unwrap().version, Version::V2);
     assert!(h.hierarchy_for("io").is_none());
-    assert!(h
+    // The named systemd hierarchy is there, but holds no controller.
+    let named: Vec<_> = h
         .hierarchies
         .iter()
-        .all(|x| !x.mountpoint.ends_with("systemd")));
+        .filter(|x| x.mountpoint.ends_with("systemd"))
+        .collect();
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].controllers, ["name=systemd"]);
+    assert!(h.hierarchy_for("systemd").is_none());
 
     let root2 = temp_root();
     let l = v2(&root2, "/user.slice");
@@ -161,7 +180,7 @@ fn detects_each_layout() {
 fn hybrid_writes_v1_files_and_cleans_up() {
     let root = temp_root();
     let layout = hybrid(&root);
-    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &all_limits(), None, "husk-1")
+    let cg = make(&layout, &all_limits(), None, "husk-1", false)
         .unwrap()
         .unwrap();
     let mem = root.join("memory/process_api/abc/husk-1");
@@ -213,15 +232,9 @@ fn v2_enables_controllers_at_every_level() {
         memory_swap: Some(Some(96 << 20)),
         ..all_limits()
     };
-    let cg = Cgroup::create_with(
-        Box::new(TempFs),
-        &layout,
-        &limits,
-        Some("/ci/jobs"),
-        "husk-2",
-    )
-    .unwrap()
-    .unwrap();
+    let cg = make(&layout, &limits, Some("/ci/jobs"), "husk-2", false)
+        .unwrap()
+        .unwrap();
     for level in ["", "ci", "ci/jobs"] {
         assert_eq!(
             read(root.join(level).join("cgroup.subtree_control")),
@@ -266,7 +279,7 @@ fn v2_goes_above_a_cgroup_that_holds_processes() {
         pids: Some(5),
         ..Limits::default()
     };
-    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, None, "husk-6")
+    let cg = make(&layout, &limits, None, "husk-6", false)
         .unwrap()
         .unwrap();
     assert_eq!(read(root.join("user.slice/husk-6/pids.max")), "5");
@@ -303,7 +316,7 @@ fn v1_only_with_cpu_and_cpuacct_together() {
         cpu_quota_us: Some(150_000),
         ..Limits::default()
     };
-    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, None, "husk-7")
+    let cg = make(&layout, &limits, None, "husk-7", false)
         .unwrap()
         .unwrap();
     let cpu = root.join("cpu,cpuacct/job/husk-7");
@@ -333,15 +346,9 @@ fn v2_weight_matches_runc() {
 fn no_limits_no_cgroup() {
     let root = temp_root();
     let layout = hybrid(&root);
-    assert!(Cgroup::create_with(
-        Box::new(TempFs),
-        &layout,
-        &Limits::default(),
-        None,
-        "husk-3"
-    )
-    .unwrap()
-    .is_none());
+    assert!(make(&layout, &Limits::default(), None, "husk-3", false)
+        .unwrap()
+        .is_none());
     fs::remove_dir_all(root).unwrap();
 }
 
@@ -352,7 +359,7 @@ fn a_failure_half_way_removes_what_was_made() {
     // cpuset.mems of the parent is unreadable: cpuset setup fails after the
     // memory and cpu cgroups were made.
     fs::remove_file(root.join("cpuset/cpuset.mems")).unwrap();
-    let err = Cgroup::create_with(Box::new(TempFs), &layout, &all_limits(), None, "husk-4")
+    let err = make(&layout, &all_limits(), None, "husk-4", false)
         .err()
         .unwrap();
     assert!(
@@ -377,7 +384,7 @@ fn a_missing_controller_is_named() {
         |p| fs::read_to_string(p).unwrap_or_default(),
     );
     drop(layout);
-    let err = Cgroup::create_with(Box::new(TempFs), &layout2, &all_limits(), None, "husk-5")
+    let err = make(&layout2, &all_limits(), None, "husk-5", false)
         .err()
         .unwrap();
     assert!(
@@ -389,26 +396,46 @@ fn a_missing_controller_is_named() {
 }
 
 #[test]
-fn leftovers_of_killed_runners_are_swept() {
+fn a_container_that_may_mount_gets_a_cgroup_in_every_hierarchy() {
     let root = temp_root();
-    let layout = v2(&root, "/");
-    // Above PID_MAX_LIMIT (4194304): no such process can exist.
-    let dead = "husk-4194305";
-    let alive = format!("husk-{}", std::process::id());
-    for d in [dead, &alive, "husk-4194306/busy", "husk-x", "other"] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
+    let layout = hybrid(&root);
     let limits = Limits {
-        pids: Some(8),
+        memory: Some(64 << 20),
         ..Limits::default()
     };
-    let cg = Cgroup::create_with(Box::new(TempFs), &layout, &limits, None, "husk-1")
+    let cg = make(&layout, &limits, None, "husk-e", true)
         .unwrap()
         .unwrap();
-    assert!(!root.join(dead).exists(), "an empty leftover goes");
-    for kept in [alive.as_str(), "husk-4194306", "husk-x", "other", "husk-1"] {
-        assert!(root.join(kept).is_dir(), "{kept} must stay");
+    let (leaves, _) = cg.paths();
+    assert_eq!(leaves.len(), layout.hierarchies.len());
+    for dir in ["cpu", "cpuacct", "cpuset", "pids", "systemd", "unified"] {
+        assert!(root.join(dir).join("husk-e").is_dir(), "{dir}");
     }
+    // The memory limit still goes where memory is, under our own cgroup.
+    assert_eq!(
+        read(root.join("memory/process_api/abc/husk-e/memory.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
     drop(cg);
+    assert!(!root.join("systemd/husk-e").exists());
+    // Without limits too.
+    let cg = make(&layout, &Limits::default(), None, "husk-f", true)
+        .unwrap()
+        .expect("a cgroup");
+    assert_eq!(cg.paths().0.len(), layout.hierarchies.len());
+    drop(cg);
+    // Adopted from the paths a store kept (on the real filesystem's terms:
+    // empty directories, so v2 without limits), it is removed the same way.
+    let root2 = temp_root();
+    let layout = v2(&root2, "/");
+    let cg = make(&layout, &Limits::default(), None, "husk-g", true)
+        .unwrap()
+        .unwrap();
+    let (leaves, made) = cg.paths();
+    std::mem::forget(cg);
+    assert!(leaves.iter().all(|l| l.is_dir()));
+    Cgroup::adopt(leaves.clone(), made).remove();
+    assert!(leaves.iter().all(|l| !l.exists()));
     fs::remove_dir_all(root).unwrap();
+    fs::remove_dir_all(root2).unwrap();
 }

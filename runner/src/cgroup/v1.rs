@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use super::CPU_PERIOD_US;
 use super::{CgroupFs, Limits, Setting};
 use crate::error::{Error, Result};
-use crate::spec::CPU_PERIOD_US;
 
 /// The files for `limits`, restricted to the controllers of one hierarchy,
 /// in the order they must be written.

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::CPU_PERIOD_US;
 use super::{CgroupFs, Hierarchy, Limits, Setting};
 use crate::error::{describe, Error, Result};
-use crate::spec::CPU_PERIOD_US;
 
 pub fn settings(limits: &Limits, controllers: &[&str]) -> Vec<Setting> {
     let mut s = Vec::new();

@@ -1,0 +1,539 @@
+//! The command line's front end: from the user's flags and the host's
+//! facts to the library's Spec. Every check that can be made before
+//! anything is created is made here or in the library's constructors, so
+//! that bad input leaves nothing behind.
+
+use std::cell::OnceCell;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use runner::cgroup::{Limits, CPU_PERIOD_US};
+use runner::error::{Error, Result};
+use runner::hostroot::Root;
+use runner::kernel::Missing;
+use runner::namespaces::{Kind, Namespaces};
+use runner::spec::{self, cstring, Security, Spec};
+use runner::{caps, store};
+
+use crate::cli::Args;
+
+/// Host facts the front end depends on, read once; a parameter so that
+/// tests can supply their own. What only some flags need is read on first
+/// use, off the start-up path of a container that does not use them.
+pub struct Host {
+    online_cpus: OnceCell<Vec<u32>>,
+    pub is_root: bool,
+    own_exe: OnceCell<Option<PathBuf>>,
+    pub root: Root,
+    /// The caller's environment, for `-e KEY` and TERM.
+    pub env: fn(&str) -> Option<String>,
+    /// Whether stdin and stdout are terminals.
+    pub on_terminal: bool,
+    pub caps: caps::Available,
+}
+
+impl Host {
+    pub fn read() -> Host {
+        Host {
+            online_cpus: OnceCell::new(),
+            // SAFETY: geteuid cannot fail.
+            is_root: unsafe { libc::geteuid() } == 0,
+            own_exe: OnceCell::new(),
+            root: runner::hostroot::detect(),
+            env: |k| std::env::var(k).ok(),
+            // SAFETY: isatty takes an fd number.
+            on_terminal: unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 },
+            caps: caps::Available::read(),
+        }
+    }
+
+    /// For --cpus and --cpuset.
+    fn online_cpus(&self) -> &[u32] {
+        self.online_cpus.get_or_init(|| {
+            let online =
+                std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+            parse_cpu_list(online.trim()).unwrap_or_default()
+        })
+    }
+
+    /// Where to look for husk-shim when none is built in.
+    fn own_exe(&self) -> Option<&Path> {
+        self.own_exe
+            .get_or_init(|| std::env::current_exe().ok())
+            .as_deref()
+    }
+}
+
+/// The spec, and the state store's root.
+pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
+    if args.command.is_empty() {
+        return Err(Error::new(
+            "no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh",
+        ));
+    }
+    let limits = limits(&args, host)?;
+    let mut namespaces = Namespaces::default();
+    match args.net.as_deref() {
+        None | Some("none") => {}
+        Some("host") => namespaces.host(Kind::Net)?,
+        Some(other) => match other.strip_prefix("ns:") {
+            Some(path) => namespaces
+                .join(Kind::Net, path)
+                .map_err(|e| Error::new(format!("--net {other}: {}", e.message)))?,
+            None => {
+                return Err(Error::new(format!(
+                    "--net {other}: expected none, host or ns:PATH"
+                )))
+            }
+        },
+    }
+    let hostname = args
+        .hostname
+        .unwrap_or_else(|| spec::DEFAULT_HOSTNAME.into());
+    let hostname_c = spec::check_hostname(&hostname).map_err(|e| e.prefixed("--"))?;
+    let workdir = args.workdir.unwrap_or_else(|| "/".into());
+    if args.tty && args.no_tty {
+        return Err(Error::new("--tty and --no-tty contradict each other"));
+    }
+    if !workdir.starts_with('/') {
+        return Err(Error::new(format!(
+            "--workdir {workdir}: must be an absolute path inside the container"
+        )));
+    }
+    let workdir = cstring("--workdir", &workdir)?;
+    let env = environment(&args.env, &hostname, host.env)?;
+    let argv = args
+        .command
+        .iter()
+        .map(|a| cstring("command", a))
+        .collect::<Result<Vec<_>>>()?;
+    let candidates = spec::candidates(&args.command[0], &spec::path_of(&env))?;
+    let pivot = host.root == Root::Pivot;
+    let security = Security {
+        caps: caps::resolve(
+            args.privileged,
+            caps::default_set(pivot),
+            &args.cap_add,
+            &args.cap_drop,
+            host.caps,
+        )?,
+        privileged: args.privileged,
+        no_new_privs: !args.allow_new_privs,
+        seccomp: match args.seccomp.as_deref() {
+            None => !args.privileged,
+            Some("default") => true,
+            Some("unconfined") => false,
+            Some(other) => {
+                return Err(Error::new(format!(
+                    "--seccomp {other}: expected default or unconfined"
+                )))
+            }
+        },
+    };
+    if let Some(parent) = &args.cgroup_parent {
+        check_cgroup_parent(parent)?;
+    }
+    let id = match args.name {
+        Some(name) => {
+            store::check_id(&name)?;
+            name
+        }
+        None => store::random_id(),
+    };
+    let missing = Missing::pretend(&std::env::var("HUSK_PRETEND_ENOSYS").unwrap_or_default())
+        .map_err(Error::new)?;
+
+    // Only root can do any of this; say so before looking at the filesystem.
+    if !host.is_root {
+        return Err(Error::new(
+            "must be run as root: rootless mode is not available yet",
+        ));
+    }
+    if host.root == Root::NotAMountPoint {
+        return Err(Error::new(
+            "/ is not a mount point (is the runner chrooted?): the container's mounts could \
+             reach the host; bind-mount the directory onto itself before chrooting into it",
+        ));
+    }
+    let rootfs = runner::rootfs::Rootfs::open(
+        args.rootfs
+            .as_deref()
+            .ok_or_else(|| Error::new("--rootfs DIR is required"))?,
+    )?;
+    let shim = runner::shim::Source::choose(args.shim.as_deref(), || host.own_exe())?;
+    let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let spec = Spec {
+        id,
+        rootfs,
+        hostname: hostname_c,
+        env,
+        workdir,
+        argv,
+        candidates,
+        namespaces,
+        limits,
+        cgroup_parent: args.cgroup_parent,
+        shim,
+        security,
+        tty: args.tty || (!args.no_tty && host.on_terminal),
+        pivot,
+        parent_death_signal: true,
+        fail_at_step,
+        missing,
+    };
+    let root = PathBuf::from(args.root.as_deref().unwrap_or(store::DEFAULT_ROOT));
+    Ok((spec, root))
+}
+
+fn limits(args: &Args, host: &Host) -> Result<Limits> {
+    let memory = args
+        .memory
+        .as_deref()
+        .map(|v| size("--memory", v))
+        .transpose()?;
+    if let Some(m) = memory {
+        if m < 1 << 20 {
+            return Err(Error::new(format!(
+                "--memory {}: below the 1M that any program needs",
+                args.memory.as_deref().unwrap_or("")
+            )));
+        }
+    }
+    let memory_swap = match args.memory_swap.as_deref() {
+        None => None,
+        Some(v) => {
+            let Some(m) = memory else {
+                return Err(Error::new("--memory-swap needs --memory"));
+            };
+            if v == "-1" {
+                Some(None)
+            } else {
+                let s = size("--memory-swap", v)?;
+                if s < m {
+                    return Err(Error::new(format!(
+                        "--memory-swap {v}: smaller than --memory; it counts memory plus swap"
+                    )));
+                }
+                Some(Some(s))
+            }
+        }
+    };
+    let cpu_quota_us = match args.cpus.as_deref() {
+        None => None,
+        Some(v) => {
+            let ncpus = host.online_cpus().len().max(1);
+            let cpus: f64 = v
+                .parse()
+                .ok()
+                .filter(|c: &f64| c.is_finite() && *c > 0.0)
+                .ok_or_else(|| {
+                    Error::new(format!(
+                        "--cpus {v}: expected a positive number of CPUs, e.g. 0.5"
+                    ))
+                })?;
+            if cpus > ncpus as f64 {
+                return Err(Error::new(format!(
+                    "--cpus {v}: this host has {ncpus} CPUs online"
+                )));
+            }
+            // The kernel refuses quotas under 1 ms per period.
+            Some(((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000))
+        }
+    };
+    let cpu_shares = args
+        .cpu_shares
+        .as_deref()
+        .map(|v| number("--cpu-shares", v, 2, 262_144))
+        .transpose()?;
+    let cpuset = match args.cpuset.as_deref() {
+        None => None,
+        Some(v) => {
+            let cpus = parse_cpu_list(v).ok_or_else(|| {
+                Error::new(format!("--cpuset {v}: expected a CPU list such as 0-2,4"))
+            })?;
+            let online = host.online_cpus();
+            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+                let online = format_cpu_list(online);
+                return Err(Error::new(format!(
+                    "--cpuset {v}: CPU {bad} is not online (online: {online})"
+                )));
+            }
+            Some(format_cpu_list(&cpus))
+        }
+    };
+    let pids = args
+        .pids
+        .as_deref()
+        .map(|v| number("--pids", v, 1, u32::MAX as u64))
+        .transpose()?;
+    Ok(Limits {
+        memory,
+        memory_swap,
+        cpu_quota_us,
+        cpu_shares,
+        cpuset,
+        pids,
+    })
+}
+
+/// "64M", "1g", "512k", "4096": bytes.
+pub fn size(flag: &str, v: &str) -> Result<u64> {
+    let bad = || {
+        Error::new(format!(
+            "{flag} {v}: expected bytes or a number with a k, m or g suffix, e.g. 64M"
+        ))
+    };
+    let s = v.strip_suffix(['b', 'B']).unwrap_or(v);
+    let (digits, shift) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 10),
+        Some('m' | 'M') => (&s[..s.len() - 1], 20),
+        Some('g' | 'G') => (&s[..s.len() - 1], 30),
+        Some('t' | 'T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    n.checked_mul(1 << shift).filter(|&b| b > 0).ok_or_else(bad)
+}
+
+fn number(flag: &str, v: &str, min: u64, max: u64) -> Result<u64> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            Error::new(format!(
+                "{flag} {v}: expected a whole number from {min} to {max}"
+            ))
+        })
+}
+
+/// "0-2,4" -> [0, 1, 2, 4]. None if malformed.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
+            None => {
+                let n = part.parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        if a > b || b - a > 4096 {
+            return None;
+        }
+        cpus.extend(a..=b);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Some(cpus)
+}
+
+pub fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        while i + 1 < cpus.len() && cpus[i + 1] == cpus[i] + 1 {
+            i += 1;
+        }
+        out.push(if cpus[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", cpus[i])
+        });
+        i += 1;
+    }
+    out.join(",")
+}
+
+fn check_cgroup_parent(parent: &str) -> Result<()> {
+    let ok = parent.split('/').all(|c| c != ".." && c != ".") && !parent.contains('\0');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "--cgroup-parent {parent}: '.' and '..' are not allowed"
+        )))
+    }
+}
+
+/// The container's environment: defaults, the caller's TERM, then -e in
+/// order (later wins).
+fn environment(
+    vars: &[String],
+    hostname: &str,
+    caller: fn(&str) -> Option<String>,
+) -> Result<Vec<CString>> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), spec::DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("HOSTNAME".into(), hostname.into()),
+    ];
+    if let Some(term) = caller("TERM") {
+        env.push(("TERM".into(), term));
+    }
+    for var in vars {
+        let (key, value) = match var.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match caller(var) {
+                Some(v) => (var.clone(), v),
+                // Docker's rule: a name without a value that the runner does not have is left out.
+                None => continue,
+            },
+        };
+        if key.is_empty() || key.contains('\0') || value.contains('\0') {
+            return Err(Error::new(format!("--env {var}: expected KEY=VALUE")));
+        }
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    env.into_iter()
+        .map(|(k, v)| cstring("--env", &format!("{k}={v}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> Host {
+        Host {
+            online_cpus: vec![0, 1].into(),
+            is_root: true,
+            own_exe: None.into(),
+            root: Root::Pivot,
+            env: |k| (k == "TERM").then(|| "xterm".to_string()),
+            on_terminal: false,
+            caps: caps::Available {
+                known: (1 << 41) - 1,
+                held: (1 << 41) - 1,
+            },
+        }
+    }
+
+    fn args(f: impl FnOnce(&mut Args)) -> Args {
+        let mut a = Args {
+            command: vec!["sh".into()],
+            ..Args::default()
+        };
+        f(&mut a);
+        a
+    }
+
+    fn err(a: Args) -> String {
+        match spec(a, &host()) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("--memory", "64M").unwrap(), 64 << 20);
+        assert_eq!(size("--memory", "1g").unwrap(), 1 << 30);
+        assert_eq!(size("--memory", "512kb").unwrap(), 512 << 10);
+        assert_eq!(size("--memory", "4096").unwrap(), 4096);
+        for bad in ["12Q", "", "M", "-1", "1.5G", "0", "99999999999999999999G"] {
+            assert!(size("--memory", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-2,4,1").unwrap(), [0, 1, 2, 4]);
+        assert_eq!(format_cpu_list(&[0, 1, 2, 4, 6, 7]), "0-2,4,6-7");
+        for bad in ["", "a", "2-1", "0,", "-1"] {
+            assert!(parse_cpu_list(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_named_in_one_line() {
+        let cases: Vec<(Args, &str)> = vec![
+            (args(|a| a.memory = Some("12Q".into())), "--memory 12Q"),
+            (args(|a| a.cpus = Some("-1".into())), "--cpus -1"),
+            (args(|a| a.cpus = Some("3".into())), "2 CPUs online"),
+            (
+                args(|a| a.cpuset = Some("99".into())),
+                "CPU 99 is not online (online: 0-1)",
+            ),
+            (args(|a| a.pids = Some("0".into())), "--pids 0"),
+            (args(|a| a.workdir = Some("tmp".into())), "absolute"),
+            (
+                args(|a| a.memory_swap = Some("1G".into())),
+                "needs --memory",
+            ),
+            (args(|a| a.net = Some("bridge".into())), "--net bridge"),
+            (
+                args(|a| a.net = Some("ns:/nonexistent".into())),
+                "--net ns:/nonexistent: open the net namespace",
+            ),
+            (args(|a| a.hostname = Some("a b".into())), "--hostname"),
+            (args(|a| a.name = Some("a/b".into())), "--name a/b"),
+            (args(|a| a.command.clear()), "no command"),
+            (args(|a| a.rootfs = None), "--rootfs DIR is required"),
+            (args(|a| a.rootfs = Some("/".into())), "the host's own root"),
+            (
+                args(|a| a.rootfs = Some("/etc/passwd".into())),
+                "not a directory",
+            ),
+        ];
+        for (a, want) in cases {
+            let e = err(a);
+            assert!(
+                e.contains(want) && !e.contains('\n'),
+                "{e:?} lacks {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_hosts_root_decides_pivot_or_chroot() {
+        let with = |root| Host { root, ..host() };
+        // Any existing directory and file do.
+        let args = || {
+            args(|a| {
+                a.rootfs = Some("/tmp".into());
+                a.shim = Some("/proc/self/exe".into());
+            })
+        };
+        let (s, _) = spec(args(), &with(Root::Pivot)).unwrap();
+        assert!(s.pivot);
+        assert_eq!(s.security.caps, caps::DEFAULT);
+        // An initramfs root: chrooted, and no chroot(2) to climb back with.
+        let (s, _) = spec(args(), &with(Root::Move)).unwrap();
+        assert!(!s.pivot);
+        assert_eq!(s.security.caps, caps::default_set(false));
+        let e = spec(args(), &with(Root::NotAMountPoint)).err().unwrap();
+        assert!(e.message.contains("not a mount point"), "{e}");
+    }
+
+    #[test]
+    fn non_root_is_told_rootless_is_not_there_yet() {
+        let h = Host {
+            is_root: false,
+            ..host()
+        };
+        let e = spec(args(|_| {}), &h).err().unwrap().message;
+        assert!(e.contains("rootless"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_defaults_in_order() {
+        let caller = |k: &str| (k == "TERM").then(|| "xterm".to_string());
+        let env = environment(
+            &["PATH=/x".into(), "A=1".into(), "A=2".into(), "NOPE".into()],
+            "h",
+            caller,
+        )
+        .unwrap();
+        let env: Vec<&str> = env.iter().map(|e| e.to_str().unwrap()).collect();
+        assert!(env.contains(&"PATH=/x") && env.contains(&"A=2") && !env.contains(&"A=1"));
+        assert!(env.contains(&"HOSTNAME=h") && env.contains(&"TERM=xterm"));
+        assert!(!env.iter().any(|e| e.starts_with("NOPE")));
+    }
+}

@@ -1,0 +1,61 @@
+//! Processes known by PID and start time: a PID alone may have been given
+//! to another process since it was written down.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// When `pid` started, in clock ticks since boot (/proc/PID/stat field 22),
+/// or None if there is no such process.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may hold spaces and parentheses: the fields follow the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    // rest starts at field 3 (state); field 22 is the 20th after it.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Sends `sig` to `pid` if it is still the process that started at
+/// `start`. Through a pidfd where the kernel has one (5.3), so that the
+/// PID cannot be reused between the check and the signal.
+pub fn kill_if_same(pid: i32, start: u64, sig: i32) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags; the fd is then ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd >= 0 {
+        // SAFETY: a fresh fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        if start_time(pid) != Some(start) {
+            return false;
+        }
+        // SAFETY: pidfd_send_signal on our own pidfd, no siginfo.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        return r == 0;
+    }
+    if start_time(pid) != Some(start) {
+        return false;
+    }
+    // SAFETY: kill(2) takes plain integers.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_its_pid_and_start() {
+        let me = std::process::id() as i32;
+        let start = start_time(me).expect("our own start time");
+        assert!(start > 0);
+        // Signal 0 checks without sending.
+        assert!(kill_if_same(me, start, 0));
+        assert!(!kill_if_same(me, start + 1, 0));
+        assert_eq!(start_time(i32::MAX), None);
+    }
+}
