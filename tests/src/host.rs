@@ -262,8 +262,8 @@ pub fn root_is_initramfs() -> bool {
 pub fn cgroup_dir(pid: u32, controller: &str) -> Option<PathBuf> {
     let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
     let mounts = cgroup_mounts();
-    // v1 first: a controller bound to v1 is not in v2.
-    for line in cgroup.lines() {
+    // v1 first: a controller bound to v1 is not in v2. "" asks for v2.
+    for line in cgroup.lines().filter(|_| !controller.is_empty()) {
         let mut f = line.splitn(3, ':');
         let (_, names, path) = (f.next()?, f.next()?, f.next()?);
         if !names.split(',').any(|n| n == controller) {
@@ -277,6 +277,14 @@ pub fn cgroup_dir(pid: u32, controller: &str) -> Option<PathBuf> {
     let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
     let (mp, _, _) = mounts.iter().find(|(_, t, _)| t == "cgroup2")?;
     Some(mp.join(path.trim_start_matches('/')))
+}
+
+/// The processes whose PID namespace is `ns` (as /proc/PID/ns/pid reads).
+pub fn processes_in(ns: &Path) -> Vec<u32> {
+    processes()
+        .filter(|dir| fs::read_link(dir.join("ns/pid")).is_ok_and(|l| l == ns))
+        .filter_map(|dir| dir.file_name()?.to_str()?.parse().ok())
+        .collect()
 }
 
 /// The children of `pid`.

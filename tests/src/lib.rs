@@ -8,6 +8,7 @@
 //! must be as they were before it ran.
 
 pub mod elf;
+mod escapes;
 mod hardening;
 pub mod host;
 pub mod rootfs;
@@ -67,6 +68,11 @@ macro_rules! for_each_scenario {
             a_symlinked_dev_null_does_not_unmask,
             racing_symlink_exchange_never_escapes,
             a_failure_at_every_step_leaves_nothing,
+            user_namespaces_cannot_reach_the_hosts_cgroups,
+            a_rootfs_swapped_for_a_symlink_never_runs_on_the_host,
+            device_nodes_below_the_rootfs_do_not_open,
+            a_killed_runners_container_is_ended_by_the_next_command,
+            a_capability_that_cannot_be_granted_is_an_error,
         }
     };
 }
@@ -81,6 +87,7 @@ for_each_scenario!(table);
 
 /// The scenarios, whichever file they are in.
 mod all_scenarios {
+    pub use crate::escapes::*;
     pub use crate::hardening::*;
     pub use crate::scenarios::*;
 }

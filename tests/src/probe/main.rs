@@ -6,6 +6,7 @@
 //! `husk-probe facts`: who and where the process is.
 //! Every other word names one probe; see `PROBES`.
 
+mod attack;
 mod facts;
 
 use std::process::ExitCode;
@@ -13,7 +14,14 @@ use std::process::ExitCode;
 type Probe = fn(&[String]) -> Result<(), String>;
 
 /// Each probe by name, with the arguments it takes.
-const PROBES: &[(&str, &str, Probe)] = &[("facts", "", facts::main)];
+const PROBES: &[(&str, &str, Probe)] = &[
+    ("facts", "", facts::main),
+    ("mounts", "", attack::mounts),
+    ("root-identity", "[MARKER]", attack::root_identity),
+    ("mknod-open", "PATH b|c MAJOR MINOR", attack::mknod_open),
+    ("cgroup-escape", "CANARY", attack::cgroup_escape),
+    ("pdeathsig-escape", "", attack::pdeathsig_escape),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +50,7 @@ fn usage() -> ExitCode {
 
 /// Prints one fact.
 pub fn fact(key: &str, value: impl std::fmt::Display) {
+    // Flushed per line: a probe killed mid-way has said what it did.
     println!("{key}={value}");
 }
 
