@@ -49,24 +49,14 @@ pub fn cgroup_escape(args: &[String]) -> Result<(), String> {
             return Ok(());
         }
         let _ = fs::write("/proc/self/setgroups", "deny");
-        let uid = fs::write("/proc/self/uid_map", "0 0 1").map_err(|e| e.to_string());
-        let gid = fs::write("/proc/self/gid_map", "0 0 1").map_err(|e| e.to_string());
-        fact(
-            "uid_map",
-            if uid.is_ok() {
-                "0".into()
-            } else {
-                uid.unwrap_err()
-            },
-        );
-        fact(
-            "gid_map",
-            if gid.is_ok() {
-                "0".into()
-            } else {
-                gid.unwrap_err()
-            },
-        );
+        for map in ["uid_map", "gid_map"] {
+            let r = fs::write(format!("/proc/self/{map}"), "0 0 1");
+            fact(
+                map,
+                r.map(|()| "0".to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+            );
+        }
         // SAFETY: unshare with flags only.
         let r = unsafe { libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP) };
         fact("unshare_mount_cgroup", errno_of(r as libc::c_long));
