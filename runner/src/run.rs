@@ -51,6 +51,7 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
             parent: spec.cgroup_parent.as_deref(),
             name: &cgroup::leaf_name(&spec.id),
             everywhere,
+            kill_file: !spec.missing.has(crate::kernel::Call::CgroupKill),
         },
     )?;
     if let Some(cg) = &cgroup {
@@ -91,10 +92,11 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
         container.kill_and_reap();
         return Err(setup_error(&spec, &plan, report));
     }
-    drop((shim, root));
+    // Nothing of the setup stays open while the container runs.
+    drop((shim, root, spec.rootfs, spec.namespaces));
     // Containers whose runner was killed are ended now, off the start-up
     // path of this one.
-    store.sweep();
+    store.sweep(&spec.missing);
 
     let raw = pty.as_ref().map(|_| tty::RawMode::enter());
     let exit = signals::supervise(container.pid, &mask, pty.as_ref());

@@ -255,7 +255,7 @@ impl Store {
     /// Returns the IDs it ended. Entries held by a live process are left
     /// alone; so are entries being made right now (their maker holds the
     /// lock from before anything is in them).
-    pub fn sweep(&self) -> Vec<String> {
+    pub fn sweep(&self, missing: &crate::kernel::Missing) -> Vec<String> {
         let mut ended = Vec::new();
         for id in self.ids() {
             let dir = self.root.join(&id);
@@ -272,7 +272,7 @@ impl Store {
                 continue; // looked after
             }
             if let Ok(state) = read_state(&dir) {
-                end(&state);
+                end(&state, !missing.has(crate::kernel::Call::CgroupKill));
             }
             let _ = fs::remove_dir_all(&dir);
             ended.push(id);
@@ -282,11 +282,16 @@ impl Store {
 }
 
 /// Kills a container whose supervisor is gone and removes its cgroups.
-fn end(state: &State) {
+fn end(state: &State, kill_file: bool) {
     if state.pid > 0 && state.pid_start != 0 {
         crate::process::kill_if_same(state.pid, state.pid_start, libc::SIGKILL);
     }
-    crate::cgroup::Cgroup::adopt(state.cgroups.clone(), state.cgroup_parents_made.clone()).remove();
+    crate::cgroup::Cgroup::adopt(
+        state.cgroups.clone(),
+        state.cgroup_parents_made.clone(),
+        kill_file,
+    )
+    .remove();
 }
 
 fn read_state(dir: &Path) -> Result<State> {
@@ -423,7 +428,7 @@ mod tests {
         assert_eq!(read, entry.state);
         assert_eq!(store.ids(), ["box"]);
         // Held by a live process (this one): the sweep leaves it.
-        assert!(store.sweep().is_empty());
+        assert!(store.sweep(&crate::kernel::Missing::default()).is_empty());
         drop(entry);
         assert!(store.ids().is_empty());
         let _ = fs::remove_dir_all(store.root());
@@ -444,7 +449,7 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join(LOCK), "").unwrap();
         fs::write(dir.join(STATE), "{\"ociVersion\": \"1.").unwrap();
-        let mut ended = store.sweep();
+        let mut ended = store.sweep(&crate::kernel::Missing::default());
         ended.sort();
         assert_eq!(ended, ["gone", "torn"]);
         assert!(store.ids().is_empty());

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::scenarios::{one_error_line, Running, R};
+use crate::harness::{one_error_line, Running, R};
 use crate::{check, fact, facts, host, output, Env, PROBE};
 
 /// A host process in a cgroup of its own, beside where the containers'

@@ -129,12 +129,16 @@ pub struct Request<'a> {
     /// its cgroup namespace is rooted at its own cgroup everywhere and a
     /// cgroupfs it mounts shows nothing above it.
     pub everywhere: bool,
+    /// Whether to end what is left with cgroup.kill (5.14) where v2 has
+    /// one; else each process is killed by pid.
+    pub kill_file: bool,
 }
 
 /// A container's cgroup: a directory in each hierarchy it uses. Dropping it
 /// kills whatever is left inside and removes the directories.
 pub struct Cgroup {
     fs: Box<dyn CgroupFs>,
+    kill_file: bool,
     leaves: Vec<(Version, PathBuf)>,
     /// Parents that did not exist and were made for us, removed after the
     /// leaves, deepest first.
@@ -176,6 +180,7 @@ impl Cgroup {
         }
         let mut cg = Cgroup {
             fs,
+            kill_file: req.kill_file,
             leaves: Vec::new(),
             made: Vec::new(),
             memory: None,
@@ -220,9 +225,10 @@ impl Cgroup {
 
     /// A container's cgroup made earlier (by a process that is gone),
     /// from the paths the state store kept: to be removed.
-    pub fn adopt(leaves: Vec<PathBuf>, made: Vec<PathBuf>) -> Cgroup {
+    pub fn adopt(leaves: Vec<PathBuf>, made: Vec<PathBuf>, kill_file: bool) -> Cgroup {
         Cgroup {
             fs: Box::new(RealFs),
+            kill_file,
             // cgroup.kill (v2) is tried on each, and the pids killed one
             // by one where it is missing.
             leaves: leaves.into_iter().map(|l| (Version::V2, l)).collect(),
@@ -321,7 +327,8 @@ impl Cgroup {
         // Normally empty: PID 1's death took the whole PID namespace with it.
         // This is the backstop for a failure half-way through setup.
         // cgroup.kill (5.14) ends them all at once, where there is one.
-        if version == Version::V2 && self.fs.write(&leaf.join("cgroup.kill"), "1").is_ok() {
+        let kill_file = self.kill_file && version == Version::V2;
+        if kill_file && self.fs.write(&leaf.join("cgroup.kill"), "1").is_ok() {
             return;
         }
         for _ in 0..100 {

@@ -130,6 +130,7 @@ fn make(
         parent,
         name,
         everywhere,
+        kill_file: true,
     };
     Cgroup::create_with(Box::new(TempFs), layout, &req)
 }
@@ -434,7 +435,7 @@ fn a_container_that_may_mount_gets_a_cgroup_in_every_hierarchy() {
     let (leaves, made) = cg.paths();
     std::mem::forget(cg);
     assert!(leaves.iter().all(|l| l.is_dir()));
-    Cgroup::adopt(leaves.clone(), made).remove();
+    Cgroup::adopt(leaves.clone(), made, true).remove();
     assert!(leaves.iter().all(|l| !l.exists()));
     fs::remove_dir_all(root).unwrap();
     fs::remove_dir_all(root2).unwrap();
