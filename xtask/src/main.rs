@@ -5,6 +5,7 @@ mod bench;
 mod dist;
 mod rootfs;
 mod run;
+mod setup;
 mod test;
 mod vm;
 

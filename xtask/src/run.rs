@@ -1,12 +1,11 @@
 //! cargo xtask run: the one command for a newcomer.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Command;
 
 use argh::FromArgs;
 
-/// build the runner, make ./busybox if it is missing, and run a shell in a container (or: -- runner args)
+/// build the runner, make busybox/ in the workspace if it is missing, and run a shell in a container (or: -- runner args)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "run")]
 pub struct Args {
@@ -17,14 +16,15 @@ pub struct Args {
 
 pub fn main(args: Args) -> crate::Result {
     let runner = crate::build_release()?;
-    let rootfs = Path::new("busybox");
+    // In the workspace's top directory, wherever cargo was run from.
+    let rootfs = crate::root().join("busybox");
     if !rootfs.join("bin/busybox").exists() {
-        crate::rootfs::build(rootfs, None)?;
+        crate::rootfs::build(&rootfs, None)?;
     }
     let rest = if args.rest.is_empty() {
         vec![
             "--rootfs".into(),
-            "./busybox".into(),
+            rootfs.display().to_string(),
             "--".into(),
             "/bin/sh".into(),
         ]

@@ -21,6 +21,10 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> crate::Result {
+    // A fresh Debian machine lacks the cross linkers, qemu-user and the
+    // rustup targets: installed here, as root, so that this one command is
+    // all a newcomer runs.
+    crate::setup::ensure()?;
     // The scenarios test what ships: this machine's dist runner.
     let built = crate::dist::main(crate::dist::Args { target: Vec::new() })?;
     let native = crate::arch::native().name;
