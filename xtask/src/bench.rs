@@ -290,6 +290,7 @@ fn crun(
 struct Traces {
     mounts: Vec<String>,
     cgroups: BTreeSet<PathBuf>,
+    store: BTreeSet<String>,
 }
 
 impl Traces {
@@ -297,6 +298,7 @@ impl Traces {
         Traces {
             mounts: husk_tests::host::mounts(),
             cgroups: husk_tests::host::husk_cgroups(),
+            store: husk_tests::host::store_entries(Path::new(husk_tests::host::STORE)),
         }
     }
 
@@ -327,6 +329,11 @@ impl Traces {
         }
         if !cgroups.is_empty() {
             left.push(format!("cgroups: {cgroups:?}"));
+        }
+        let store = husk_tests::host::store_entries(Path::new(husk_tests::host::STORE));
+        let entries: Vec<_> = store.difference(&self.store).collect();
+        if !entries.is_empty() {
+            left.push(format!("husk state store entries: {entries:?}"));
         }
         for dir in ["/run/runc", "/run/crun"] {
             let ours: Vec<String> = fs::read_dir(dir)
@@ -511,18 +518,14 @@ fn launched(pid: u32) {
         .insert(pid);
 }
 
+/// The bench's own cgroups, and husk's (husk-ID, a random ID of 16 hex
+/// digits for an unnamed container) that appeared while it ran.
 fn ours(cgroup: &Path) -> bool {
     let name = cgroup.file_name().unwrap_or_default().to_string_lossy();
     name.starts_with("husk-bench-")
         || name
             .strip_prefix("husk-")
-            .and_then(|pid| pid.parse().ok())
-            .is_some_and(|pid| {
-                LAUNCHED
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains(&pid)
-            })
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Reaps the processes that were orphaned to us (bubblewrap leaves one per
