@@ -6,7 +6,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// When `pid` started, in clock ticks since boot (/proc/PID/stat field 22),
 /// or None if there is no such process.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read: the line is well under a page.
+    let mut buf = [0u8; 1024];
+    let n = std::fs::File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut f| f.read(&mut buf))
+        .ok()?;
+    let stat = std::str::from_utf8(&buf[..n]).ok()?;
     // comm may hold spaces and parentheses: the fields follow the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
     // rest starts at field 3 (state); field 22 is the 20th after it.

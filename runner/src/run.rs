@@ -44,21 +44,6 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
         None => None,
     };
     let plan = plan::build(&spec, &layout, console.as_deref(), &root);
-    let cgroup = Cgroup::create(
-        &layout,
-        &cgroup::Request {
-            limits: &spec.limits,
-            parent: spec.cgroup_parent.as_deref(),
-            name: &cgroup::leaf_name(&spec.id),
-            everywhere,
-            kill_file: !spec.missing.has(crate::kernel::Call::CgroupKill),
-        },
-    )?;
-    if let Some(cg) = &cgroup {
-        (entry.state.cgroups, entry.state.cgroup_parents_made) = cg.paths();
-        entry.save()?;
-    }
-
     let shim = crate::shim::Shim::open(&spec.shim)?;
     let mask = signals::block()?;
     let slave = pty.as_mut().and_then(|p| p.slave.take());
@@ -73,6 +58,30 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
     // The master reads EIO once the container's side is closed, which it
     // cannot be while we hold a copy.
     drop(slave);
+    // The shim waits for its plan meanwhile. The entry is written once,
+    // with PID 1 and the cgroup: a runner killed from here on leaves what
+    // the next husk command needs to end the container. (Killed between
+    // the cgroup's mkdir and this write, it leaves an empty cgroup.)
+    let cgroup = Cgroup::create(
+        &layout,
+        &cgroup::Request {
+            limits: &spec.limits,
+            parent: spec.cgroup_parent.as_deref(),
+            name: &cgroup::leaf_name(&spec.id),
+            everywhere,
+            kill_file: !spec.missing.has(crate::kernel::Call::CgroupKill),
+        },
+    );
+    let cgroup = match cgroup {
+        Ok(cg) => cg,
+        Err(e) => {
+            container.kill_and_reap();
+            return Err(e);
+        }
+    };
+    if let Some(cg) = &cgroup {
+        (entry.state.cgroups, entry.state.cgroup_parents_made) = cg.paths();
+    }
     entry.state.pid = container.pid;
     entry.state.pid_start = process::start_time(container.pid).unwrap_or(0);
     entry.state.status = Status::Running;

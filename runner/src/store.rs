@@ -1,9 +1,11 @@
 //! The state store: one directory per container under the store's root
 //! (`--root`, default /run/husk), holding `state.json` (the OCI state
-//! fields and what husk needs to find the container again) and `lock`.
+//! fields and what husk needs to find the container again). Each start
+//! makes few changes to the store's filesystem (mkdir, one file, then
+//! unlink and rmdir): /run is a tmpfs on most hosts, but not on all.
 //!
 //! The process that supervises a container holds an exclusive flock on its
-//! `lock` for as long as it lives; the kernel drops it when that process
+//! directory for as long as it lives; the kernel drops it when that process
 //! dies, however it dies. So any later husk command can tell a container
 //! whose supervisor was killed (`kill -9`) from a live one, and ends it:
 //! PID 1 (checked by its start time, so a reused PID is never taken for
@@ -28,7 +30,7 @@ use crate::json::{self, Value};
 
 pub const DEFAULT_ROOT: &str = "/run/husk";
 const STATE: &str = "state.json";
-const LOCK: &str = "lock";
+const TMP: &str = ".state.json.tmp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -206,7 +208,8 @@ impl Store {
     }
 
     /// A new entry for `id`, locked by this process; a name in use is an
-    /// error. The entry is removed when dropped, unless kept.
+    /// error. Nothing is written yet (`Entry::save`); the entry is removed
+    /// when dropped.
     pub fn create(&self, state: State) -> Result<Entry> {
         let dir = self.root.join(&state.id);
         if let Err(e) = fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -219,24 +222,21 @@ impl Store {
                 _ => Error::os(format_args!("create {}", dir.display()), &e),
             });
         }
-        let mut entry = Entry {
-            dir,
-            lock: None,
-            state,
+        // The lock is the directory itself: nobody else can hold it yet,
+        // as it was just made.
+        let lock = match lock_dir(&dir, libc::LOCK_EX) {
+            Ok(lock) => lock,
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(Error::os(format_args!("lock {}", dir.display()), &e));
+            }
         };
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(entry.dir.join(LOCK))
-            .map_err(|e| Error::os(format_args!("create {}/lock", entry.dir.display()), &e))?;
-        // Nobody else can hold it yet: the directory was just made.
-        flock(&lock, libc::LOCK_EX)
-            .map_err(|e| Error::os(format_args!("lock {}", entry.dir.display()), &e))?;
-        entry.lock = Some(lock);
-        entry.save()?;
-        Ok(entry)
+        Ok(Entry {
+            dir,
+            lock: Some(lock),
+            saved: false,
+            state,
+        })
     }
 
     /// The IDs in the store.
@@ -259,26 +259,36 @@ impl Store {
         let mut ended = Vec::new();
         for id in self.ids() {
             let dir = self.root.join(&id);
-            let Ok(lock) = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_CLOEXEC)
-                .open(dir.join(LOCK))
-            else {
-                // No lock file: a maker that died between mkdir and open.
-                let _ = fs::remove_dir_all(&dir);
-                continue;
+            let Ok(_lock) = lock_dir(&dir, libc::LOCK_EX | libc::LOCK_NB) else {
+                continue; // looked after, or gone meanwhile
             };
-            if flock(&lock, libc::LOCK_EX | libc::LOCK_NB).is_err() {
-                continue; // looked after
-            }
+            // No state: its maker died before it made anything.
             if let Ok(state) = read_state(&dir) {
                 end(&state, !missing.has(crate::kernel::Call::CgroupKill));
             }
-            let _ = fs::remove_dir_all(&dir);
+            remove_entry(&dir);
             ended.push(id);
         }
         ended
     }
+}
+
+/// Opens the directory `dir` and flocks it with `op`.
+fn lock_dir(dir: &Path, op: libc::c_int) -> std::io::Result<fs::File> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    flock(&f, op)?;
+    Ok(f)
+}
+
+/// Removes an entry's files, then the entry.
+fn remove_entry(dir: &Path) {
+    for name in [STATE, TMP] {
+        let _ = fs::remove_file(dir.join(name));
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// Kills a container whose supervisor is gone and removes its cgroups.
@@ -304,33 +314,45 @@ fn read_state(dir: &Path) -> Result<State> {
 pub struct Entry {
     dir: PathBuf,
     lock: Option<fs::File>,
+    saved: bool,
     pub state: State,
 }
 
 impl Entry {
-    /// Writes state.json, atomically.
-    pub fn save(&self) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
-        let err =
-            |what: &str, e: std::io::Error| Error::os(format_args!("{what} {}", tmp.display()), &e);
-        let bytes = self.state.to_json();
+    /// Writes state.json: the first time straight into place (a reader
+    /// that could see it half written is a sweeper, and the entry is
+    /// locked), then atomically, written beside it and renamed.
+    pub fn save(&mut self) -> Result<()> {
+        let (path, err_path) = if self.saved {
+            (self.dir.join(TMP), self.dir.join(TMP))
+        } else {
+            (self.dir.join(STATE), self.dir.join(STATE))
+        };
+        let err = |what: &str, e: std::io::Error| {
+            Error::os(format_args!("{what} {}", err_path.display()), &e)
+        };
         let mut f = fs::OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
+            .open(&path)
             .map_err(|e| err("create", e))?;
-        f.write_all(bytes.as_bytes()).map_err(|e| err("write", e))?;
-        fs::rename(&tmp, self.dir.join(STATE)).map_err(|e| err("rename", e))
+        f.write_all(self.state.to_json().as_bytes())
+            .map_err(|e| err("write", e))?;
+        if self.saved {
+            fs::rename(&path, self.dir.join(STATE)).map_err(|e| err("rename", e))?;
+        }
+        self.saved = true;
+        Ok(())
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
         // Removed while still locked: a sweeper never sees it half gone.
-        let _ = fs::remove_dir_all(&self.dir);
+        remove_entry(&self.dir);
         self.lock.take();
     }
 }
@@ -416,9 +438,13 @@ mod tests {
     #[test]
     fn entries_are_made_once_saved_atomically_and_removed() {
         let store = temp_store("entries");
-        let entry = store
+        let mut entry = store
             .create(State::new("box", Path::new("/srv/box")))
             .unwrap();
+        assert!(read_state(&store.root.join("box")).is_err(), "nothing yet");
+        entry.save().unwrap();
+        entry.state.pid = 7;
+        entry.save().unwrap();
         let e = store
             .create(State::new("box", Path::new("/srv/box")))
             .err()
@@ -441,17 +467,17 @@ mod tests {
         // lock is held by nobody.
         let dir = store.root.join("gone");
         fs::create_dir(&dir).unwrap();
-        fs::write(dir.join(LOCK), "").unwrap();
         let state = State::new("gone", Path::new("/x")).to_json();
         fs::write(dir.join(STATE), state).unwrap();
         // A truncated state file does not stop the sweep either.
         let dir = store.root.join("torn");
         fs::create_dir(&dir).unwrap();
-        fs::write(dir.join(LOCK), "").unwrap();
         fs::write(dir.join(STATE), "{\"ociVersion\": \"1.").unwrap();
+        // And one whose maker died before writing anything.
+        fs::create_dir(store.root.join("bare")).unwrap();
         let mut ended = store.sweep(&crate::kernel::Missing::default());
         ended.sort();
-        assert_eq!(ended, ["gone", "torn"]);
+        assert_eq!(ended, ["bare", "gone", "torn"]);
         assert!(store.ids().is_empty());
         let _ = fs::remove_dir_all(store.root());
     }

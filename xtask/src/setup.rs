@@ -81,7 +81,11 @@ pub fn ensure() -> crate::Result {
         .collect();
     if !targets.is_empty() {
         println!("xtask: rustup target add {}", targets.join(" "));
-        crate::run(Command::new("rustup").args(["target", "add"]).args(&targets))?;
+        crate::run(
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&targets),
+        )?;
     }
     let components = Command::new("rustup")
         .args(["component", "list", "--installed"])
