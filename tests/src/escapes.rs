@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{one_error_line, Running, R};
+use crate::harness::{one_error_line, Running, TempRootfs, R};
 use crate::{check, fact, facts, host, output, Env, PROBE};
 
 /// A host process in a cgroup of its own, beside where the containers'
@@ -323,20 +323,11 @@ impl Drop for Loop {
 /// mount in the container is nodev but husk's own device binds and devpts;
 /// also where the kernel lacks mount_setattr (the knob pretends it).
 pub fn device_nodes_below_the_rootfs_do_not_open(env: &Env) -> R {
-    let id = std::process::id();
-    let base = std::env::temp_dir().join(format!("husk-below-{id}"));
-    let _ = fs::remove_dir_all(&base);
-    let (rootfs, shared) = (base.join("rootfs"), base.join("shared"));
+    let r = TempRootfs::new(env, "below")?;
+    let (rootfs, shared) = (&r.dir, r.outside.join("shared"));
     let io = |e: std::io::Error| e.to_string();
     fs::create_dir_all(rootfs.join("data")).map_err(io)?;
-    fs::create_dir_all(rootfs.join("bin")).map_err(io)?;
     fs::create_dir_all(&shared).map_err(io)?;
-    fs::copy(
-        env.rootfs.join(PROBE.trim_start_matches('/')),
-        rootfs.join("bin/husk-probe"),
-    )
-    .map_err(io)?;
-    host::watch_root(&rootfs);
     let (src, dst) = (cstr(&shared), cstr(&rootfs.join("data")));
     // SAFETY: mount with C strings that outlive the call.
     if unsafe {
@@ -356,7 +347,7 @@ pub fn device_nodes_below_the_rootfs_do_not_open(env: &Env) -> R {
         ));
     }
     let result = (|| {
-        let lo = Loop::new(&base.join("disk"), "husk-loop-marker");
+        let lo = Loop::new(&r.outside.join("disk"), "husk-loop-marker");
         if let Err(e) = &lo {
             println!("(no loop device here: {e}; the character node 1:3 stands in)");
         }
@@ -367,10 +358,10 @@ pub fn device_nodes_below_the_rootfs_do_not_open(env: &Env) -> R {
         let run = |flags: &[&str], pretend: &str, args: &[&str]| {
             let mut c = Command::new(&env.runner);
             c.arg("--rootfs")
-                .arg(&rootfs)
+                .arg(rootfs)
                 .args(flags)
                 .arg("--")
-                .arg("/bin/husk-probe")
+                .arg(PROBE)
                 .args(args);
             c.env("HUSK_PRETEND_ENOSYS", pretend);
             output(&mut c)
@@ -431,7 +422,6 @@ pub fn device_nodes_below_the_rootfs_do_not_open(env: &Env) -> R {
     })();
     // SAFETY: umount2 with a C string that outlives the call.
     unsafe { libc::umount2(dst.as_ptr(), libc::MNT_DETACH) };
-    let _ = fs::remove_dir_all(&base);
     result
 }
 

@@ -5,13 +5,12 @@ use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::{lines, one_error_line, Running, R};
-use crate::{check, host, output, Env, Output};
+use crate::harness::{lines, one_error_line, Running, TempRootfs, R};
+use crate::{check, host, output, Env};
 
 const DEFAULT_CAPS: u64 = 0xa804_25fb;
 const CAP_SYS_CHROOT: u64 = 1 << 18;
@@ -380,64 +379,6 @@ pub fn proc_exe_cannot_overwrite_the_runtime(env: &Env) -> R {
     check(visible <= 3, || {
         format!("{visible} processes visible inside\n{out}")
     })
-}
-
-/// A small rootfs of our own, to make hostile.
-struct TempRootfs {
-    dir: PathBuf,
-    /// Where hostile symlinks point; must stay empty.
-    outside: PathBuf,
-}
-
-impl TempRootfs {
-    fn new(env: &Env, tag: &str) -> Result<TempRootfs, String> {
-        let base = std::env::temp_dir().join(format!("husk-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&base);
-        let dir = base.join("rootfs");
-        let outside = base.join("outside");
-        for d in ["bin", "proc", "sys", "dev", "tmp"] {
-            fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
-        }
-        fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
-        fs::copy(env.rootfs.join("bin/busybox"), dir.join("bin/busybox"))
-            .map_err(|e| e.to_string())?;
-        for a in ["sh", "true", "cat", "ls"] {
-            symlink("/bin/busybox", dir.join("bin").join(a)).map_err(|e| e.to_string())?;
-        }
-        host::watch_root(&dir);
-        Ok(TempRootfs { dir, outside })
-    }
-
-    fn run(&self, env: &Env, cmd: &[&str]) -> Output {
-        let mut c = Command::new(&env.runner);
-        c.arg("--rootfs").arg(&self.dir).arg("--").args(cmd);
-        output(&mut c)
-    }
-
-    fn outside_is_untouched(&self) -> R {
-        let entries: Vec<_> = fs::read_dir(&self.outside)
-            .map_err(|e| e.to_string())?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        check(entries.is_empty(), || {
-            format!("files appeared outside the rootfs: {entries:?}")
-        })?;
-        let mounted = host::mounts()
-            .iter()
-            .any(|m| m.contains(self.outside.to_str().unwrap_or("?")));
-        check(!mounted, || {
-            format!("something is mounted on {}", self.outside.display())
-        })
-    }
-}
-
-impl Drop for TempRootfs {
-    fn drop(&mut self) {
-        if let Some(base) = self.dir.parent() {
-            let _ = fs::remove_dir_all(base);
-        }
-    }
 }
 
 pub fn symlinked_mount_points_are_refused(env: &Env) -> R {

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Mutex};
@@ -399,6 +400,71 @@ impl Drop for Running {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = collect(child, Duration::from_secs(10));
+        }
+    }
+}
+
+/// A small rootfs of our own, to make hostile: busybox, a few applets and
+/// husk-probe, and a directory beside it that must stay empty. Removed
+/// when dropped.
+pub(crate) struct TempRootfs {
+    pub(crate) dir: PathBuf,
+    /// Where hostile symlinks point; must stay empty.
+    pub(crate) outside: PathBuf,
+}
+
+impl TempRootfs {
+    pub(crate) fn new(env: &Env, tag: &str) -> Result<TempRootfs, String> {
+        let base = std::env::temp_dir().join(format!("husk-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let dir = base.join("rootfs");
+        let outside = base.join("outside");
+        for d in ["bin", "proc", "sys", "dev", "tmp"] {
+            fs::create_dir_all(dir.join(d)).map_err(|e| e.to_string())?;
+        }
+        fs::create_dir_all(&outside).map_err(|e| e.to_string())?;
+        fs::copy(env.rootfs.join("bin/busybox"), dir.join("bin/busybox"))
+            .map_err(|e| e.to_string())?;
+        for a in ["sh", "true", "cat", "ls"] {
+            symlink("/bin/busybox", dir.join("bin").join(a)).map_err(|e| e.to_string())?;
+        }
+        fs::copy(
+            env.rootfs.join(PROBE.trim_start_matches('/')),
+            dir.join(PROBE.trim_start_matches('/')),
+        )
+        .map_err(|e| e.to_string())?;
+        host::watch_root(&dir);
+        Ok(TempRootfs { dir, outside })
+    }
+
+    pub(crate) fn run(&self, env: &Env, cmd: &[&str]) -> Output {
+        let mut c = Command::new(&env.runner);
+        c.arg("--rootfs").arg(&self.dir).arg("--").args(cmd);
+        output(&mut c)
+    }
+
+    pub(crate) fn outside_is_untouched(&self) -> R {
+        let entries: Vec<_> = fs::read_dir(&self.outside)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        check(entries.is_empty(), || {
+            format!("files appeared outside the rootfs: {entries:?}")
+        })?;
+        let mounted = host::mounts()
+            .iter()
+            .any(|m| m.contains(self.outside.to_str().unwrap_or("?")));
+        check(!mounted, || {
+            format!("something is mounted on {}", self.outside.display())
+        })
+    }
+}
+
+impl Drop for TempRootfs {
+    fn drop(&mut self) {
+        if let Some(base) = self.dir.parent() {
+            let _ = fs::remove_dir_all(base);
         }
     }
 }

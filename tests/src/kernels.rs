@@ -9,8 +9,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
-use crate::harness::{one_error_line, R};
-use crate::{check, fact, facts, host, output, Env, PROBE};
+use crate::harness::{one_error_line, TempRootfs, R};
+use crate::{check, fact, facts, output, Env, PROBE};
 
 /// Every call of the table that has a fallback.
 const ALL_FALLBACKS: &str = "openat2,mount_setattr,close_range,cgroup.kill";
@@ -35,51 +35,33 @@ pub fn fallbacks_keep_the_guarantees_where_calls_are_missing(env: &Env) -> R {
     })?;
     // openat2: the component walk refuses a symlinked mount point as the
     // one call does.
-    let base = std::env::temp_dir().join(format!("husk-walk-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&base);
-    let (rootfs, outside) = (base.join("rootfs"), base.join("outside"));
+    let r = TempRootfs::new(env, "walk")?;
+    let (rootfs, outside) = (&r.dir, &r.outside);
     let io = |e: std::io::Error| e.to_string();
-    fs::create_dir_all(rootfs.join("bin")).map_err(io)?;
-    fs::create_dir_all(&outside).map_err(io)?;
-    fs::copy(
-        env.rootfs.join(PROBE.trim_start_matches('/')),
-        rootfs.join("bin/husk-probe"),
-    )
-    .map_err(io)?;
-    host::watch_root(&rootfs);
     let run = |pretend: &str| {
         let mut c = Command::new(&env.runner);
-        c.arg("--rootfs")
-            .arg(&rootfs)
-            .args(["--", "/bin/husk-probe", "facts"]);
+        c.arg("--rootfs").arg(rootfs).args(["--", PROBE, "facts"]);
         c.env("HUSK_PRETEND_ENOSYS", pretend);
         output(&mut c)
     };
-    let result = (|| {
-        run(ALL_FALLBACKS).expect(0)?;
-        // The run made /dev in the rootfs; now it is a symlink out.
-        fs::remove_dir(rootfs.join("dev")).map_err(io)?;
-        symlink(&outside, rootfs.join("dev")).map_err(io)?;
-        for pretend in ["openat2", ""] {
-            one_error_line(&run(pretend), 125, "/dev")
-                .map_err(|e| format!("pretending {pretend:?}: {e}"))?;
-            let out = run(pretend);
-            check(out.stderr.contains("ELOOP"), || {
-                format!("pretending {pretend:?}: not ELOOP\n{out}")
-            })?;
-            let inside: Vec<_> = fs::read_dir(&outside).map_err(io)?.flatten().collect();
-            check(inside.is_empty(), || {
-                format!("pretending {pretend:?}: files appeared outside: {inside:?}")
-            })?;
-        }
-        // A name the knob does not know is refused: a typo cannot make a
-        // fallback's test pass without running it.
-        one_error_line(
-            &run("openat3"),
-            125,
-            "HUSK_PRETEND_ENOSYS: unknown call openat3",
-        )
-    })();
-    let _ = fs::remove_dir_all(&base);
-    result
+    run(ALL_FALLBACKS).expect(0)?;
+    // The run made /dev in the rootfs; now it is a symlink out.
+    fs::remove_dir(rootfs.join("dev")).map_err(io)?;
+    symlink(outside, rootfs.join("dev")).map_err(io)?;
+    for pretend in ["openat2", ""] {
+        let out = run(pretend);
+        one_error_line(&out, 125, "/dev").map_err(|e| format!("pretending {pretend:?}: {e}"))?;
+        check(out.stderr.contains("ELOOP"), || {
+            format!("pretending {pretend:?}: not ELOOP\n{out}")
+        })?;
+        r.outside_is_untouched()
+            .map_err(|e| format!("pretending {pretend:?}: {e}"))?;
+    }
+    // A name the knob does not know is refused: a typo cannot make a
+    // fallback's test pass without running it.
+    one_error_line(
+        &run("openat3"),
+        125,
+        "HUSK_PRETEND_ENOSYS: unknown call openat3",
+    )
 }
