@@ -18,7 +18,6 @@
 //! atomically (written beside it, then renamed): a reader sees the old
 //! file or the new one, never half of one.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -70,7 +69,9 @@ pub struct State {
     pub bundle: String,
     /// RFC 3339, UTC.
     pub created: String,
-    pub annotations: BTreeMap<String, String>,
+    /// In the order given (a map in JSON; a list here, which is all husk
+    /// needs and much smaller in the binary than a sorted map).
+    pub annotations: Vec<(String, String)>,
     /// PID 1's start time (/proc/PID/stat field 22): a PID the kernel gave
     /// to another process since is never mistaken for the container.
     pub pid_start: u64,
@@ -171,7 +172,7 @@ impl State {
             pid: 0,
             bundle: bundle.display().to_string(),
             created: rfc3339(std::time::SystemTime::now()),
-            annotations: BTreeMap::new(),
+            annotations: Vec::new(),
             pid_start: 0,
             cgroups: Vec::new(),
             cgroup_parents_made: Vec::new(),
@@ -488,7 +489,7 @@ mod tests {
         st.pid = 42;
         st.pid_start = 123_456_789_012;
         st.cgroups = vec!["/sys/fs/cgroup/husk-web".into()];
-        st.annotations.insert("a".into(), "b \"c\"".into());
+        st.annotations.push(("a".into(), "b \"c\"".into()));
         st.status = Status::Running;
         assert_eq!(State::from_json(&st.to_json()).unwrap(), st);
         let e = State::from_json(r#"{"ociVersion":"1","id":"x","status":"zombie"}"#);
