@@ -2,7 +2,7 @@
 //! mounts the cgroup layout the kernel command line names, runs husk-tests,
 //! prints one line "vm-test: N passed, M failed", and powers off.
 
-use super::{Layout, Root};
+use super::matrix::{Layout, Root};
 
 /// The kernel command line for `layout` on the serial console `console`;
 /// `tests` are scenario names (empty: all).
