@@ -124,6 +124,9 @@ hybrid)
     ;;
 esac
 
+# A line of its own: the firmware's last words (SeaBIOS's "Booting from
+# ROM..") have no line ending.
+echo
 say "kernel $(uname -r) on $(uname -m), $(nproc) CPUs; cgroups $layout:"
 awk '$3 ~ /^cgroup/ { print "vm-test:   " $2 " " $3 " " $4 }' /proc/mounts
 say "this shell's cgroups: $(tr '\n' ' ' < /proc/self/cgroup)"
