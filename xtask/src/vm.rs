@@ -110,9 +110,10 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
     // made fails its VMs, and the others still run.
     let mut builds = Builds::default();
     let mut guests: Vec<Guest> = Vec::new();
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut jobs: Vec<(usize, Layout)> = Vec::new();
-    for c in &choices {
+    // Each VM's outcome keyed by its place in the matrix: (row, layout).
+    let mut outcomes: Vec<((usize, usize), Outcome)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    for (row, c) in choices.iter().enumerate() {
         let ready = Instant::now();
         match Guest::prepare(c, &mut builds) {
             Ok(g) => {
@@ -126,7 +127,11 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
                     g.accel.name(),
                     g.root.name()
                 );
-                jobs.extend(c.layouts.iter().map(|&l| (guests.len(), l)));
+                jobs.extend(c.layouts.iter().enumerate().map(|(i, &layout)| Job {
+                    key: (row, i),
+                    guest: guests.len(),
+                    layout,
+                }));
                 guests.push(g);
             }
             Err(e) => {
@@ -134,19 +139,12 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
                     "xtask: {} {}: the guest could not be made: {e}",
                     c.arch.name, c.row.kernel.series
                 );
-                outcomes.extend(c.layouts.iter().map(|&layout| Outcome {
-                    name: boot::name(c.arch.name, c.row.kernel.series, layout),
-                    arch: c.arch.name,
-                    kernel: format!("{} (not fetched)", c.row.kernel.series),
-                    root: c.root,
-                    layout,
-                    accel: None,
-                    wall: Duration::ZERO,
-                    passed: 0,
-                    failed: 0,
-                    error: Some(e.clone()),
-                    flaky: None,
-                }));
+                outcomes.extend(
+                    c.layouts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &layout)| ((row, i), Outcome::unmade(c, layout, &e))),
+                );
             }
         }
     }
@@ -165,16 +163,18 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
         expected,
     };
     let booting = Instant::now();
-    outcomes.extend(in_parallel(&guests, jobs, args.jobs, &run));
-    let booted = booting.elapsed();
+    let (booted, at_once) = (jobs.len(), args.jobs.min(jobs.len()).max(1));
+    outcomes.extend(in_parallel(&guests, jobs, at_once, &run));
+    let elapsed = booting.elapsed();
+    outcomes.sort_by_key(|(key, _)| *key);
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
 
     report(&outcomes);
     let vm_time: Duration = outcomes.iter().map(|o| o.wall).sum();
     println!(
-        "vm-test: {} VMs in {:.0} s, {} at a time ({:.0} s of VM time), after {:.0} s of builds and downloads",
-        outcomes.len(),
-        booted.as_secs_f64(),
-        args.jobs,
+        "vm-test: {booted} VM{} in {:.0} s, {at_once} at a time ({:.0} s of VM time), after {:.0} s of builds and downloads",
+        if booted == 1 { "" } else { "s" },
+        elapsed.as_secs_f64(),
         vm_time.as_secs_f64(),
         prepared.as_secs_f64()
     );
@@ -193,32 +193,38 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
     }
 }
 
-/// Boots each (guest, layout) of `jobs`, `at_once` at a time, the slowest
-/// first (see `cost`); the outcomes in the matrix's order.
+/// One VM to boot: a guest with a layout.
+struct Job {
+    /// Its place in the matrix: (row, layout).
+    key: (usize, usize),
+    guest: usize,
+    layout: Layout,
+}
+
+/// Boots each of `jobs`, `at_once` at a time, the slowest first (see
+/// `cost`); each outcome with its job's key.
 fn in_parallel(
     guests: &[Guest],
-    mut jobs: Vec<(usize, Layout)>,
+    mut jobs: Vec<Job>,
     at_once: usize,
     run: &boot::Run,
-) -> Vec<Outcome> {
-    let order: Vec<(usize, Layout)> = jobs.clone();
-    jobs.sort_by_key(|&(g, _)| std::cmp::Reverse(cost(&guests[g])));
+) -> Vec<((usize, usize), Outcome)> {
+    // Stable: the matrix's order among equals.
+    jobs.sort_by_key(|j| std::cmp::Reverse(cost(&guests[j.guest])));
     let queue = Mutex::new(VecDeque::from(jobs));
     let done = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..at_once.min(order.len()) {
+        for _ in 0..at_once {
             s.spawn(|| loop {
-                let Some((g, layout)) = queue.lock().unwrap().pop_front() else {
+                let Some(job) = queue.lock().unwrap().pop_front() else {
                     break;
                 };
-                let o = boot::boot(&guests[g], layout, run);
-                done.lock().unwrap().push(((g, layout), o));
+                let o = boot::boot(&guests[job.guest], job.layout, run);
+                done.lock().unwrap().push((job.key, o));
             });
         }
     });
-    let mut done = done.into_inner().unwrap();
-    done.sort_by_key(|(job, _)| order.iter().position(|j| j == job));
-    done.into_iter().map(|(_, o)| o).collect()
+    done.into_inner().unwrap()
 }
 
 /// How slow a guest's VMs are, roughly, to start the slowest first so that

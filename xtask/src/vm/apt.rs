@@ -129,7 +129,8 @@ impl Apt {
             self.arch,
             out.status,
             if failed.is_empty() {
-                stderr.trim().to_string()
+                let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E: ")).collect();
+                errors.join("; ")
             } else {
                 failed.join("; ")
             }

@@ -6,7 +6,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use super::guest::Guest;
-use super::matrix::{Layout, Root};
+use super::matrix::{Choice, Layout, Root};
 use super::qemu::{self, Accel, End, Next};
 use super::{cache, init};
 
@@ -27,6 +27,25 @@ pub struct Outcome {
     pub error: Option<String>,
     /// husk-tests' line naming scenarios that passed only on a second try.
     pub flaky: Option<String>,
+}
+
+impl Outcome {
+    /// A VM of `c` that could not boot: its guest could not be made.
+    pub fn unmade(c: &Choice, layout: Layout, error: &str) -> Outcome {
+        Outcome {
+            name: name(c.arch.name, c.row.kernel.series, layout),
+            arch: c.arch.name,
+            kernel: format!("{} (not fetched)", c.row.kernel.series),
+            root: c.root,
+            layout,
+            accel: None,
+            wall: Duration::ZERO,
+            passed: 0,
+            failed: 0,
+            error: Some(error.to_string()),
+            flaky: None,
+        }
+    }
 }
 
 /// What every VM is asked to do.
