@@ -128,11 +128,13 @@ impl Apt {
             self.release,
             self.arch,
             out.status,
-            if failed.is_empty() {
+            if !failed.is_empty() {
+                failed.join("; ")
+            } else if stderr.contains("E: ") {
                 let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E: ")).collect();
                 errors.join("; ")
             } else {
-                failed.join("; ")
+                stderr.trim().to_string()
             }
         ))
     }
