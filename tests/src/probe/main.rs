@@ -4,16 +4,19 @@
 //! and carries the attacks the hardening scenarios try.
 //!
 //! `husk-probe facts`: who and where the process is.
+//! `husk-probe syscalls`: what the seccomp filter answers to each call it decides.
 //! Every other word names one probe; see `PROBES`.
 
 mod facts;
+mod syscalls;
 
 use std::process::ExitCode;
 
 type Probe = fn(&[String]) -> Result<(), String>;
 
 /// Each probe by name, with the arguments it takes.
-const PROBES: &[(&str, &str, Probe)] = &[("facts", "", facts::main)];
+const PROBES: &[(&str, &str, Probe)] =
+    &[("facts", "", facts::main), ("syscalls", "", syscalls::main)];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
