@@ -5,9 +5,11 @@
 //!
 //! `husk-probe facts`: who and where the process is.
 //! `husk-probe syscalls`: what the seccomp filter answers to each call it decides.
+//! `husk-probe loop SYSCALL N`: nanoseconds per call of a cheap syscall.
 //! Every other word names one probe; see `PROBES`.
 
 mod facts;
+mod syscall_loop;
 mod syscalls;
 
 use std::process::ExitCode;
@@ -15,8 +17,11 @@ use std::process::ExitCode;
 type Probe = fn(&[String]) -> Result<(), String>;
 
 /// Each probe by name, with the arguments it takes.
-const PROBES: &[(&str, &str, Probe)] =
-    &[("facts", "", facts::main), ("syscalls", "", syscalls::main)];
+const PROBES: &[(&str, &str, Probe)] = &[
+    ("facts", "", facts::main),
+    ("syscalls", "", syscalls::main),
+    ("loop", "getppid|personality N", syscall_loop::main),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
