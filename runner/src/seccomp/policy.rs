@@ -131,11 +131,12 @@ pub enum Decision {
     Args(Vec<ArgTest>),
 }
 
-/// Every syscall number the table names, with what the rules that apply
-/// to `caps` decide for it, sorted. An unconditional rule (allow, errno)
+/// Every syscall number a rule that applies to `caps` names, with what
+/// those rules decide for it, sorted. An unconditional rule (allow, errno)
 /// wins over argument rules, as in libseccomp: with CAP_SYS_ADMIN, `clone`
-/// is allowed whatever its flags. Numbers the table does not name get the
-/// default, EPERM.
+/// is allowed whatever its flags. (No syscall gets two different
+/// unconditional actions under any capability set: a test checks the
+/// rules' conditions.) Numbers not listed get the default, EPERM.
 pub fn resolve(caps: u64) -> Vec<(u32, Decision)> {
     // Number and rule index in one key: sorted, each number's rules stay
     // in the table's order, and so do its argument tests.
@@ -175,10 +176,11 @@ pub fn resolve(caps: u64) -> Vec<(u32, Decision)> {
     out
 }
 
-/// Every syscall the table names, by number.
+/// Every syscall the table names, by number; of two names for one number
+/// (arm's sync_file_range2), the first in alphabetical order.
 pub fn named() -> Vec<Sys> {
     let mut all: Vec<Sys> = table::RULES.iter().flat_map(|r| r.names.iter()).collect();
-    all.sort_unstable_by_key(|s| s.nr);
+    all.sort_unstable_by_key(|s| (s.nr, s.name));
     all.dedup_by_key(|s| s.nr);
     all
 }

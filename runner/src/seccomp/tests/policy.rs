@@ -373,3 +373,26 @@ fn every_name_has_one_number() {
     #[cfg(target_arch = "x86_64")]
     assert!(names.contains("arch_prctl") && names.contains("iopl"));
 }
+
+/// Two rules that give one syscall different unconditional actions must
+/// never apply together, for any capability set: their conditions exclude
+/// each other (clone3: allowed with CAP_SYS_ADMIN, ENOSYS without).
+#[test]
+fn no_syscall_gets_two_actions() {
+    use crate::seccomp::policy::When;
+    let exclusive = |a: When, b: When| matches!((a, b), (When::Cap(x), When::NotCap(y)) | (When::NotCap(x), When::Cap(y)) if x == y);
+    let unconditional = |r: &Rule| !matches!(r.action, Action::AllowIf(_));
+    for (i, a) in RULES.iter().enumerate().filter(|(_, r)| unconditional(r)) {
+        for b in RULES[i + 1..].iter().filter(|r| unconditional(r)) {
+            if a.action == b.action || !a.names.nrs.iter().any(|n| b.names.nrs.contains(n)) {
+                continue;
+            }
+            assert!(
+                exclusive(a.when, b.when),
+                "{:?} and {:?} can both apply to one syscall",
+                a.names,
+                b.names
+            );
+        }
+    }
+}
