@@ -1,7 +1,8 @@
 //! The compiled filter, run through a classic BPF interpreter: against a
-//! plain reading of the rules (`policy.rs`), and the compiler on its own
-//! (`compiler.rs`).
+//! plain reading of the rules (`policy.rs`), against the calls the issue
+//! was about (`cases.rs`), and the compiler on its own (`compiler.rs`).
 
+mod cases;
 mod compiler;
 mod policy;
 
