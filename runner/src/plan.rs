@@ -220,7 +220,7 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detach
     }
     // Before the capabilities go: without no_new_privs, installing a filter
     // needs CAP_SYS_ADMIN. The filter allows what follows it.
-    let filter = crate::seccomp::default_filter();
+    let filter = crate::seccomp::filter(sec.caps);
     if sec.seccomp {
         p.push(Op::Seccomp { filter: &filter });
     }

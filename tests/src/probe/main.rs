@@ -4,10 +4,14 @@
 //! and carries the attacks the hardening scenarios try.
 //!
 //! `husk-probe facts`: who and where the process is.
+//! `husk-probe syscalls`: what the seccomp filter answers to each call it decides.
+//! `husk-probe loop SYSCALL N`: nanoseconds per call of a cheap syscall.
 //! Every other word names one probe; see `PROBES`.
 
 mod attack;
 mod facts;
+mod syscall_loop;
+mod syscalls;
 
 use std::process::ExitCode;
 
@@ -21,6 +25,8 @@ const PROBES: &[(&str, &str, Probe)] = &[
     ("mknod-open", "PATH b|c MAJOR MINOR", attack::mknod_open),
     ("cgroup-escape", "CANARY", attack::cgroup_escape),
     ("pdeathsig-escape", "", attack::pdeathsig_escape),
+    ("syscalls", "", syscalls::main),
+    ("loop", "getppid|personality N", syscall_loop::main),
 ];
 
 fn main() -> ExitCode {

@@ -23,6 +23,8 @@ pub struct Setup {
     pub shim: PathBuf,
     pub floor: PathBuf,
     pub rootfs: PathBuf,
+    /// husk-probe, static, for this machine: its `loop` times syscalls.
+    pub probe: PathBuf,
     /// OCI bundles of the rootfs running /bin/true and /bin/sleep.
     pub bundle_true: PathBuf,
     pub bundle_sleep: PathBuf,
@@ -99,6 +101,7 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
         arch.triple,
     ]))?;
     let floor = crate::target().join(arch.triple).join("release/husk-floor");
+    let probe = crate::test::build_probe(arch)?;
 
     let dir = crate::target().join("bench");
     let rootfs = dir.join("rootfs");
@@ -107,8 +110,8 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
     }
     let bundle_true = dir.join("bundle-true");
     let bundle_sleep = dir.join("bundle-sleep");
-    write_bundle(&bundle_true, &rootfs, &["/bin/true"])?;
-    write_bundle(&bundle_sleep, &rootfs, &["/bin/sleep", "1000"])?;
+    write_bundle(&bundle_true, &rootfs, &["/bin/true"], None)?;
+    write_bundle(&bundle_sleep, &rootfs, &["/bin/sleep", "1000"], None)?;
 
     let peers = PEERS
         .iter()
@@ -120,6 +123,7 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
         shim,
         floor,
         rootfs,
+        probe,
         bundle_true,
         bundle_sleep,
         peers,
@@ -236,14 +240,27 @@ const OCI_CONFIG: &str = r#"{
 }
 "#;
 
-fn write_bundle(bundle: &Path, rootfs: &Path, args: &[&str]) -> crate::Result {
+/// An OCI bundle of `rootfs` running `args`, with `seccomp` as its
+/// `linux.seccomp` object if given.
+pub fn write_bundle(
+    bundle: &Path,
+    rootfs: &Path,
+    args: &[&str],
+    seccomp: Option<&str>,
+) -> crate::Result {
     let root = rootfs
         .canonicalize()
         .map_err(|e| format!("{}: {e}", rootfs.display()))?;
     let args: Vec<String> = args.iter().map(|a| super::json::string(a)).collect();
-    let config = OCI_CONFIG
+    let mut config = OCI_CONFIG
         .replace("ARGS", &args.join(", "))
         .replace("ROOT", &super::json::string(&root.to_string_lossy()));
+    if let Some(profile) = seccomp {
+        config = config.replace(
+            "\"linux\": {",
+            &format!("\"linux\": {{\n    \"seccomp\": {profile},"),
+        );
+    }
     fs::create_dir_all(bundle).map_err(|e| format!("mkdir {}: {e}", bundle.display()))?;
     let path = bundle.join("config.json");
     fs::write(&path, config).map_err(|e| format!("write {}: {e}", path.display()))
