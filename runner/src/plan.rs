@@ -10,6 +10,7 @@ use shim::plan::{ms, Encoder, Op};
 use shim::report::FIRST_PASSED_FD;
 
 use crate::cgroup::{Layout, Version};
+use crate::error::{Error, Result};
 use crate::namespaces::Kind;
 use crate::rootfs::Detached;
 use crate::spec::Spec;
@@ -73,7 +74,12 @@ const NOSUID_NODEV_NOEXEC: u32 = ms::NOSUID | ms::NODEV | ms::NOEXEC;
 
 /// `console`: the pseudo-terminal given to the container, if any. `root`:
 /// the rootfs's detached mount tree (see rootfs.rs).
-pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detached) -> Plan {
+pub fn build(
+    spec: &Spec,
+    layout: &Layout,
+    console: Option<&CStr>,
+    root: &Detached,
+) -> Result<Plan> {
     let mut p = Builder {
         fail_at: spec.fail_at_step,
         ..Builder::default()
@@ -220,8 +226,9 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detach
     }
     // Before the capabilities go: without no_new_privs, installing a filter
     // needs CAP_SYS_ADMIN. The filter allows what follows it.
-    let filter = crate::seccomp::filter(sec.caps);
     if sec.seccomp {
+        let filter = crate::seccomp::filter(sec.caps)
+            .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         p.push(Op::Seccomp { filter: &filter });
     }
     p.push(Op::Capabilities { keep: sec.caps });
@@ -233,7 +240,7 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detach
         argv: Encoder::strs(b, &spec.argv),
         envp: Encoder::strs(c, &spec.env),
     });
-    p.finish()
+    Ok(p.finish())
 }
 
 /// /sys/fs/cgroup inside: the host's hierarchies as the container's cgroup
@@ -451,7 +458,7 @@ mod tests {
 
     #[test]
     fn the_order_that_matters() {
-        let plan = build(&spec(true, false), &hybrid(), None, &root(&[]));
+        let plan = build(&spec(true, false), &hybrid(), None, &root(&[])).unwrap();
         let ops = decode(&plan.bytes);
         let steps = steps(&plan);
         let pos = |want: &str| {
@@ -487,7 +494,7 @@ mod tests {
 
     #[test]
     fn without_mount_setattr_each_mount_is_remounted_nodev() {
-        let plan = build(&spec(true, false), &hybrid(), None, &root(&[c"", c"data"]));
+        let plan = build(&spec(true, false), &hybrid(), None, &root(&[c"", c"data"])).unwrap();
         let steps = steps(&plan);
         assert_eq!(steps[3..5], ["make / nodev", "make /data nodev"]);
     }
@@ -496,7 +503,7 @@ mod tests {
     fn joined_namespaces_are_passed_and_set() {
         let mut s = spec(true, false);
         s.namespaces.join(Kind::Net, "/proc/self/ns/net").unwrap();
-        let plan = build(&s, &hybrid(), None, &root(&[]));
+        let plan = build(&s, &hybrid(), None, &root(&[])).unwrap();
         let ops = decode(&plan.bytes);
         assert_eq!(
             ops[0],
@@ -511,7 +518,7 @@ mod tests {
 
     #[test]
     fn privileged_and_host_network_leave_out_their_steps() {
-        let plan = build(&spec(false, true), &hybrid(), None, &root(&[]));
+        let plan = build(&spec(false, true), &hybrid(), None, &root(&[])).unwrap();
         let steps = steps(&plan);
         assert!(!steps.iter().any(|s| s == "bring up lo"
             || s.starts_with("make /proc")
@@ -522,15 +529,13 @@ mod tests {
 
     #[test]
     fn where_pivot_root_cannot_work_the_root_is_chrooted() {
-        let plan = build(
-            &Spec {
+        let plan = build(&Spec {
                 pivot: false,
                 ..spec(true, false)
             },
             &hybrid(),
             None,
-            &root(&[]),
-        );
+            &root(&[])).unwrap();
         let steps = steps(&plan);
         assert!(!steps.iter().any(|s| s == "pivot_root into the rootfs"));
         let chrooted = steps
@@ -542,12 +547,10 @@ mod tests {
 
     #[test]
     fn a_terminal_becomes_the_console_and_the_controlling_tty() {
-        let plan = build(
-            &spec(true, false),
+        let plan = build(&spec(true, false),
             &hybrid(),
             Some(c"/dev/pts/7"),
-            &root(&[]),
-        );
+            &root(&[])).unwrap();
         let steps = steps(&plan);
         let pos = |want: &str| {
             steps
@@ -569,7 +572,7 @@ mod tests {
             "0::/\n",
             |_| String::new(),
         );
-        let plan = build(&spec(true, false), &v2, None, &root(&[]));
+        let plan = build(&spec(true, false), &v2, None, &root(&[])).unwrap();
         let ops = decode(&plan.bytes);
         let cg: Vec<_> = ops
             .iter()
@@ -583,10 +586,10 @@ mod tests {
 
     #[test]
     fn the_failure_knob_inserts_one_failing_step() {
-        let plain = steps(&build(&spec(true, false), &hybrid(), None, &root(&[])));
+        let plain = steps(&build(&spec(true, false), &hybrid(), None, &root(&[])).unwrap());
         let mut s = spec(true, false);
         s.fail_at_step = Some(3);
-        let failing = steps(&build(&s, &hybrid(), None, &root(&[])));
+        let failing = steps(&build(&s, &hybrid(), None, &root(&[])).unwrap());
         assert_eq!(failing.len(), plain.len() + 1);
         assert_eq!(failing[3], "injected failure (HUSK_FAIL_AT_STEP)");
         assert_eq!(failing[4], plain[3]);
@@ -596,7 +599,7 @@ mod tests {
     fn the_pretend_knob_reaches_the_shim_first() {
         let mut s = spec(true, false);
         s.missing = Missing::pretend("openat2").unwrap();
-        let plan = build(&s, &hybrid(), None, &root(&[]));
+        let plan = build(&s, &hybrid(), None, &root(&[])).unwrap();
         let ops = decode(&plan.bytes);
         assert_eq!(
             ops[0],

@@ -43,7 +43,7 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
         ),
         None => None,
     };
-    let plan = plan::build(&spec, &layout, console.as_deref(), &root);
+    let plan = plan::build(&spec, &layout, console.as_deref(), &root)?;
     let shim = crate::shim::Shim::open(&spec.shim, &spec.missing)?;
     let mask = signals::block()?;
     let slave = pty.as_mut().and_then(|p| p.slave.take());

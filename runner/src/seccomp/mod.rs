@@ -25,13 +25,15 @@ pub use oci::profile as oci_profile;
 /// The filter for a container keeping the capabilities `caps`, as the
 /// bytes of a `struct sock_filter` array (native endian, 8 bytes an
 /// instruction), ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
-pub fn filter(caps: u64) -> Vec<u8> {
-    let decisions = policy::resolve(caps);
-    // Only the capabilities the table names change the filter, and the
-    // unit tests compile it for every combination of them: this cannot
-    // fail for any set.
-    let program = bpf::compile(&decisions).expect("checked for every capability set by the tests");
-    bpf::encode(&program)
+/// Only the capabilities the table names change the filter, and the unit
+/// tests compile it for every combination of them: an error here is a bug
+/// in the compiler, reported as such rather than a panic.
+pub fn filter(caps: u64) -> Result<Vec<u8>, String> {
+    let mut decisions = policy::resolve(caps);
+    let enosys = policy::Decision::Ret(policy::RET_ENOSYS);
+    decisions.extend(policy::newer().map(|nr| (nr, enosys.clone())));
+    let program = bpf::compile(&decisions)?;
+    Ok(bpf::encode(&program))
 }
 
 /// The audit architecture of this build's syscalls: `seccomp_data.arch`.

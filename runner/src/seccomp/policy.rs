@@ -176,6 +176,27 @@ pub fn resolve(caps: u64) -> Vec<(u32, Decision)> {
     out
 }
 
+/// The numbers above the highest any rule names, up to
+/// where the kernels' tables end: syscalls newer than this profile. They
+/// get ENOSYS, as runc answers them, so that a libc falls back to the
+/// older call it knows (EPERM would be taken as a refusal, with no
+/// fallback).
+pub fn newer() -> std::ops::RangeInclusive<u32> {
+    let highest = table::RULES
+        .iter()
+        .flat_map(|r| r.names.nrs.iter().copied())
+        .filter(|&nr| nr < NEWEST)
+        .max()
+        .unwrap_or(0);
+    highest + 1..=NEWEST
+}
+
+/// Where the tables end for `newer`: above every number a kernel uses
+/// today (about 470), below arm's private calls (0xf0000) and x86_64's x32
+/// bit (0x40000000).
+pub const NEWEST: u32 = 1023;
+pub const RET_ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
+
 /// Every syscall the table names, by number; of two names for one number
 /// (arm's sync_file_range2), the first in alphabetical order.
 pub fn named() -> Vec<Sys> {

@@ -57,7 +57,8 @@ const ALLOW: Syscalls = syscalls![
     __NR_fallocate __NR_fanotify_mark __NR_fchdir __NR_fchmod __NR_fchmodat __NR_fchown
     __NR_fchownat __NR_fcntl __NR_fdatasync __NR_fgetxattr __NR_flistxattr __NR_flock
     __NR_fremovexattr __NR_fsetxattr __NR_fstat __NR_fstatfs __NR_fsync __NR_ftruncate
-    __NR_futex __NR_futex_waitv __NR_getcpu __NR_getcwd __NR_getdents64 __NR_getegid
+    __NR_futex __NR_futex_waitv __NR_futex_wake __NR_futex_wait __NR_futex_requeue
+    __NR_cachestat __NR_fchmodat2 __NR_map_shadow_stack __NR_mseal __NR_getcpu __NR_getcwd __NR_getdents64 __NR_getegid
     __NR_geteuid __NR_getgid __NR_getgroups __NR_getitimer __NR_getpeername __NR_getpgid
     __NR_getpid __NR_getppid __NR_getpriority __NR_getrandom __NR_getresgid __NR_getresuid
     __NR_get_robust_list __NR_getrusage __NR_getsid __NR_getsockname __NR_getsockopt

@@ -101,7 +101,7 @@ pub fn measure(setup: &Setup, quick: bool) -> crate::Result<Cost> {
     Ok(Cost {
         calls,
         rounds,
-        husk_insns: runner::seccomp::filter(runner::caps::DEFAULT).len() / 8,
+        husk_insns: runner::seccomp::filter(runner::caps::DEFAULT)?.len() / 8,
         rows,
     })
 }

@@ -15,8 +15,8 @@ const ENOSYS: u32 = RET_ERRNO | libc::ENOSYS as u32;
 /// open.
 #[test]
 fn dockers_rules_hold_at_their_boundaries() {
-    let default = Bpf::new(&filter(caps::DEFAULT));
-    let admin = Bpf::new(&filter(caps::DEFAULT | SYS_ADMIN));
+    let default = Bpf::new(&filter(caps::DEFAULT).unwrap());
+    let admin = Bpf::new(&filter(caps::DEFAULT | SYS_ADMIN).unwrap());
     let a = |x: u64| [x, 0, 0, 0, 0, 0];
     let (unix, vsock) = (libc::AF_UNIX as u64, libc::AF_VSOCK as u64);
     let sigchld = libc::SIGCHLD as u64;
@@ -190,7 +190,7 @@ fn dockers_rules_hold_at_their_boundaries() {
             ],
         ),
     ] {
-        let f = Bpf::new(&filter(caps::DEFAULT | cap));
+        let f = Bpf::new(&filter(caps::DEFAULT | cap).unwrap());
         for nr in nrs {
             assert_eq!(
                 f.verdict(*nr, &[0; 6]),

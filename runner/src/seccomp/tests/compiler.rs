@@ -166,7 +166,7 @@ fn every_capability_set_compiles_within_the_kernels_limit() {
             bpf::compile(&policy::resolve(caps)).unwrap_or_else(|e| panic!("caps {caps:#x}: {e}"));
         longest = longest.max(prog.len());
     }
-    let default = filter(caps::DEFAULT).len() / 8;
+    let default = filter(caps::DEFAULT).unwrap().len() / 8;
     println!(
         "seccomp on {}: the default filter has {default} instructions, the longest {longest}",
         std::env::consts::ARCH
@@ -179,7 +179,7 @@ fn every_capability_set_compiles_within_the_kernels_limit() {
 #[test]
 fn the_layout_is_a_tree() {
     for (name, caps) in CAP_SETS {
-        let f = Bpf::new(&filter(caps));
+        let f = Bpf::new(&filter(caps).unwrap());
         let len = f.len();
         let depth = usize::BITS - len.leading_zeros();
         let mut deepest = 0;
