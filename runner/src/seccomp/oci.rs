@@ -5,6 +5,7 @@
 
 use super::policy::{named, resolve, Cmp, Decision};
 use super::{RET_ALLOW, RET_EPERM, RET_ERRNO, RET_KILL_PROCESS, SCMP_ARCH};
+use crate::json::quote as string;
 
 /// The profile for a container keeping `caps`: the decisions
 /// `filter(caps)` compiles, as names with actions, argument rules and errno
@@ -76,17 +77,3 @@ fn action(ret: u32) -> String {
     }
 }
 
-/// A JSON string; syscall and architecture names need no escapes, but a
-/// quote or backslash would be escaped all the same.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}

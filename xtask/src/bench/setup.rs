@@ -101,7 +101,7 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
         arch.triple,
     ]))?;
     let floor = crate::target().join(arch.triple).join("release/husk-floor");
-    let probe = crate::test::build_probe(arch)?;
+    let probe = crate::programs::build_probe(arch)?;
 
     let dir = crate::target().join("bench");
     let rootfs = dir.join("rootfs");
@@ -131,21 +131,13 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
     })
 }
 
-fn installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-}
-
 /// apt-get install of the peers that are missing; a failure is reported
 /// and the bench goes on without them.
 fn install_missing_peers() {
     let missing: Vec<&str> = PEERS
         .iter()
         .map(|(p, _)| *p)
-        .filter(|p| !installed(p))
+        .filter(|p| !crate::setup::installed(p))
         .collect();
     if missing.is_empty() {
         return;
@@ -154,18 +146,9 @@ fn install_missing_peers() {
         "xtask: bench: installing {} from Debian (apt-get)",
         missing.join(" ")
     );
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let ok = apt(&["update", "-qq"]) && apt(&[&["install", "-y", "-qq"][..], &missing].concat());
-    if !ok {
+    if let Err(e) = crate::setup::apt_install(&missing) {
         println!(
-            "xtask: bench: could not install {} (not root, or no network?); going on without them",
+            "xtask: bench: could not install {} ({e}; not root, or no network?); going on without them",
             missing.join(" ")
         );
     }
