@@ -529,13 +529,16 @@ mod tests {
 
     #[test]
     fn where_pivot_root_cannot_work_the_root_is_chrooted() {
-        let plan = build(&Spec {
+        let plan = build(
+            &Spec {
                 pivot: false,
                 ..spec(true, false)
             },
             &hybrid(),
             None,
-            &root(&[])).unwrap();
+            &root(&[]),
+        )
+        .unwrap();
         let steps = steps(&plan);
         assert!(!steps.iter().any(|s| s == "pivot_root into the rootfs"));
         let chrooted = steps
@@ -547,10 +550,13 @@ mod tests {
 
     #[test]
     fn a_terminal_becomes_the_console_and_the_controlling_tty() {
-        let plan = build(&spec(true, false),
+        let plan = build(
+            &spec(true, false),
             &hybrid(),
             Some(c"/dev/pts/7"),
-            &root(&[])).unwrap();
+            &root(&[]),
+        )
+        .unwrap();
         let steps = steps(&plan);
         let pos = |want: &str| {
             steps

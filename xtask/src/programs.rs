@@ -36,4 +36,3 @@ pub fn build_static(a: &crate::arch::Arch, bin: &str) -> crate::Result<std::path
     }
     Ok(bin)
 }
-

@@ -76,4 +76,3 @@ fn action(ret: u32) -> String {
         r => format!("\"action\": \"unknown {r:#x}\""),
     }
 }
-

@@ -135,7 +135,7 @@ const CALLS: &[(&str, Call, bool)] = &[
     // More nodes than any kernel has: EINVAL before the masks are read.
     (
         "migrate_pages",
-        || sys4(libc::SYS_migrate_pages, 0, 1 << 30, 8, 8),
+        || sys4(SYS_MIGRATE_PAGES, 0, 1 << 30, 8, 8),
         false,
     ),
     ("process_vm_readv_self", read_own_memory, false),
@@ -269,6 +269,13 @@ fn sys2(nr: libc::c_long, a: u64, b: u64) -> libc::c_long {
 fn sys3(nr: libc::c_long, a: u64, b: u64, c: u64) -> libc::c_long {
     sys6(nr, a, b, c, 0, 0, 0)
 }
+/// The libc crate names migrate_pages on every target but armv7's glibc,
+/// whose kernel has it all the same (400, as linux-raw-sys says).
+#[cfg(not(target_arch = "arm"))]
+const SYS_MIGRATE_PAGES: libc::c_long = libc::SYS_migrate_pages;
+#[cfg(target_arch = "arm")]
+const SYS_MIGRATE_PAGES: libc::c_long = 400;
+
 fn sys4(nr: libc::c_long, a: u64, b: u64, c: u64, d: u64) -> libc::c_long {
     sys6(nr, a, b, c, d, 0, 0)
 }
