@@ -621,7 +621,7 @@ pub fn racing_symlink_exchange_never_escapes(env: &Env) -> R {
                 // slow CPU (a VM under emulation) a racer that never rests
                 // would leave no start a chance to succeed, and a runner
                 // that starts nothing passes the rest of this test.
-                if swaps % 2 == 0 {
+                if swaps.is_multiple_of(2) {
                     std::thread::sleep(std::time::Duration::from_micros(200));
                 }
             }
