@@ -221,7 +221,8 @@ impl Qemu {
             return Accel::Tcg;
         };
         let mut banner = false;
-        let end = run.finish(Duration::from_secs(8), |line| {
+        let wait = Duration::from_secs(8);
+        let end = run.finish(wait, wait, |line| {
             banner = line.contains("Linux version");
             if banner {
                 Next::Stop
@@ -262,6 +263,8 @@ pub enum End {
     /// QEMU exited, with its stderr.
     Exited(String),
     TimedOut,
+    /// No line for the silence given.
+    Silent,
     Stopped,
 }
 
@@ -294,21 +297,24 @@ impl Run {
     }
 
     /// Hands each console line to `each` until QEMU exits, `each` says
-    /// stop, or `timeout` passes; QEMU is killed unless it exited.
+    /// stop, `timeout` passes or no line comes for `silence`; QEMU is
+    /// killed unless it exited.
     pub fn finish(
         mut self,
         timeout: Duration,
+        silence: Duration,
         mut each: impl FnMut(&str) -> Next,
     ) -> crate::Result<End> {
         let mut deadline = Instant::now() + timeout;
         let end = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(left.min(silence)) {
                 Ok(line) => match each(&line) {
                     Next::Continue => {}
                     Next::Within(d) => deadline = deadline.min(Instant::now() + d),
                     Next::Stop => break End::Stopped,
                 },
+                Err(mpsc::RecvTimeoutError::Timeout) if silence < left => break End::Silent,
                 Err(mpsc::RecvTimeoutError::Timeout) => break End::TimedOut,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let mut stderr = String::new();
