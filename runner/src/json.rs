@@ -48,6 +48,13 @@ impl Value {
         }
     }
 
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
     pub fn as_array(&self) -> Option<&[Value]> {
         match self {
             Value::Array(a) => Some(a),
@@ -73,11 +80,26 @@ impl Value {
     /// Compact JSON.
     pub fn to_json(&self) -> String {
         let mut out = String::new();
-        self.write(&mut out);
+        self.write(&mut out, None);
         out
     }
 
-    fn write(&self, out: &mut String) {
+    /// JSON for people: two spaces per level, one field per line.
+    pub fn to_json_pretty(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, Some(0));
+        out
+    }
+
+    /// `indent`: None for compact, else the current depth.
+    fn write(&self, out: &mut String, indent: Option<usize>) {
+        let inner = indent.map(|d| d + 1);
+        let newline = |out: &mut String, depth: Option<usize>| {
+            if let Some(d) = depth {
+                out.push('\n');
+                out.push_str(&"  ".repeat(d));
+            }
+        };
         match self {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -89,7 +111,11 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
-                    v.write(out);
+                    newline(out, inner);
+                    v.write(out, inner);
+                }
+                if !items.is_empty() {
+                    newline(out, indent);
                 }
                 out.push(']');
             }
@@ -99,9 +125,16 @@ impl Value {
                     if i > 0 {
                         out.push(',');
                     }
+                    newline(out, inner);
                     write_str(k, out);
                     out.push(':');
-                    v.write(out);
+                    if indent.is_some() {
+                        out.push(' ');
+                    }
+                    v.write(out, inner);
+                }
+                if !fields.is_empty() {
+                    newline(out, indent);
                 }
                 out.push('}');
             }
@@ -362,6 +395,14 @@ mod tests {
             Some(2)
         );
         assert_eq!(Value::string("\u{1}").to_json(), r#""\u0001""#);
+    }
+
+    #[test]
+    fn pretty_json_reads_back() {
+        let v = parse(r#"{"a":[1,{"b":"c"}],"d":{},"e":[]}"#).unwrap();
+        let pretty = v.to_json_pretty();
+        assert!(pretty.starts_with("{\n  \"a\": [\n    1,"), "{pretty}");
+        assert_eq!(parse(&pretty).unwrap(), v);
     }
 
     #[test]
