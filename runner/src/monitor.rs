@@ -84,12 +84,10 @@ pub fn run(
                 Some((sig, code)) => signals::forward(pid, sig, code, &mut killed_for),
             }
         }
-        for (i, (fd, stream, open)) in streams.iter_mut().enumerate() {
-            if *open && fds[1 + i].revents != 0 {
-                *open = copy_out(*fd, *stream, log, &mut clients);
-            }
-        }
         let at = 1 + streams.len();
+        // The clients polled, before any joins or leaves them.
+        let mut ready = fds[at + 1..].iter().map(|f| f.revents != 0);
+        clients.retain_mut(|c| !ready.next().unwrap_or(false) || serve(c, started));
         if fds[at].revents != 0 {
             if let Some(Ok((sock, _))) = listener.as_ref().map(UnixListener::accept) {
                 let _ = sock.set_nonblocking(true);
@@ -99,13 +97,11 @@ pub fn run(
                 });
             }
         }
-        let ready: Vec<bool> = fds[at + 1..].iter().map(|f| f.revents != 0).collect();
-        let mut i = 0;
-        clients.retain_mut(|c| {
-            let keep = !ready[i] || serve(c, started);
-            i += 1;
-            keep
-        });
+        for (i, (fd, stream, open)) in streams.iter_mut().enumerate() {
+            if *open && fds[1 + i].revents != 0 {
+                *open = copy_out(*fd, *stream, log, &mut clients);
+            }
+        }
     }
 }
 

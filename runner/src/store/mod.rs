@@ -54,17 +54,21 @@ pub struct Found {
 }
 
 impl Found {
-    /// Whether the process that looks after it is alive: the one named in
-    /// the state, checked by its start time (no lock taken, so that a
-    /// reader never gets in a command's way).
+    /// Whether the process that looks after it is alive and has not
+    /// recorded its end: the one named in the state, checked by its start
+    /// time (no lock taken, so that a reader never gets in a command's
+    /// way).
     pub fn supervised(&self) -> bool {
         match &self.state {
+            // Its monitor may live on for a moment after recording the end.
+            Ok(s) if s.status == Status::Stopped => false,
             Ok(s) if s.supervisor_start != 0 => {
                 crate::process::kill_if_same(s.supervisor, s.supervisor_start, 0)
             }
             // Unreadable, or written by a runner that did not record the
-            // start time: ask the lock.
-            _ => is_locked(&self.dir),
+            // start time: ask the lock. Without a state file there is no
+            // monitor: the entry is being made or removed.
+            _ => self.dir.join(STATE).exists() && is_locked(&self.dir),
         }
     }
 }
@@ -205,9 +209,11 @@ impl Store {
                         remove_entry(&dir);
                     }
                 }
-                // No state (its maker died before it wrote any), or one
-                // nobody can read: nothing to end that we could find.
-                Err(_) => remove_entry(&dir),
+                // No state: its maker died before it wrote any.
+                Err(_) if !dir.join(STATE).exists() => remove_entry(&dir),
+                // One nobody can read (truncated, edited by hand): nothing
+                // to end that we could find; `ps` shows it, `rm` removes it.
+                Err(_) => continue,
             }
             ended.push(id);
         }
@@ -443,7 +449,7 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         let state = State::new("gone", Path::new("/x")).to_json();
         fs::write(dir.join(STATE), state).unwrap();
-        // A truncated state file does not stop the sweep either.
+        // A truncated state file does not stop the sweep.
         let dir = store.root.join("torn");
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join(STATE), "{\"ociVersion\": \"1.").unwrap();
@@ -460,8 +466,11 @@ mod tests {
         fs::write(dir.join("log"), "").unwrap();
         let mut ended = store.sweep(&crate::kernel::Missing::default());
         ended.sort();
-        assert_eq!(ended, ["bare", "daemon", "gone", "torn"]);
-        assert_eq!(store.ids(), ["daemon"]);
+        assert_eq!(ended, ["bare", "daemon", "gone"]);
+        let mut ids = store.ids();
+        ids.sort();
+        assert_eq!(ids, ["daemon", "torn"], "the torn one stays, for ps and rm");
+        remove_entry(&store.root.join("torn"));
         let found = store.find("daemon").unwrap();
         let st = found.state.unwrap();
         assert_eq!((st.status, st.exit), (Status::Stopped, None));

@@ -8,6 +8,7 @@
 
 mod attack;
 mod facts;
+mod orphans;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,7 @@ const PROBES: &[(&str, &str, Probe)] = &[
     ("mknod-open", "PATH b|c MAJOR MINOR", attack::mknod_open),
     ("cgroup-escape", "CANARY", attack::cgroup_escape),
     ("pdeathsig-escape", "", attack::pdeathsig_escape),
+    ("orphans", "", orphans::main),
 ];
 
 fn main() -> ExitCode {
