@@ -89,7 +89,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         let f = std::fs::File::open("/dev/null").map_err(|e| Error::os("open /dev/null", &e))?;
         Some(fds::held(f.into()).map_err(|e| Error::os("open /dev/null", &e))?)
     };
-    let shim = crate::shim::Shim::open(&req.shim)?;
+    let shim = crate::shim::Shim::open(&req.shim, &req.missing)?;
     let mask = signals::block()?;
     let slave = pty.as_mut().and_then(|p| p.slave.take());
     let stdio = match (&slave, &null) {

@@ -10,6 +10,7 @@
 //! | `close_range` | 5.9 (CLOEXEC 5.11) | fds marked one by one from /proc/self/fd |
 //! | `mount_setattr` | 5.12 | each mount below the rootfs remounted nodev |
 //! | `cgroup.kill` | 5.14 | each process of the cgroup killed by pid |
+//! | `execveat(fd, "", AT_EMPTY_PATH)` | 3.19 (ENOENT on some 5.10 stables) | the shim run by its fd's /proc path |
 
 use std::cell::Cell;
 
@@ -21,15 +22,17 @@ pub enum Call {
     CloseRange,
     MountSetattr,
     CgroupKill,
+    Execveat,
 }
 
 impl Call {
-    pub const ALL: [Call; 5] = [
+    pub const ALL: [Call; 6] = [
         Call::OpenTree,
         Call::Openat2,
         Call::CloseRange,
         Call::MountSetattr,
         Call::CgroupKill,
+        Call::Execveat,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Call {
             Call::CloseRange => "close_range",
             Call::MountSetattr => "mount_setattr",
             Call::CgroupKill => "cgroup.kill",
+            Call::Execveat => "execveat",
         }
     }
 

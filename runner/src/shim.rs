@@ -5,6 +5,7 @@
 //! that reaches the shim's executable through /proc/PID/exe finds a sealed,
 //! anonymous copy it cannot write, not a file on the host.
 
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -60,21 +61,36 @@ impl Source {
 }
 
 /// The shim, ready for the child to exec: an fd, of the file given or of a
-/// sealed memfd holding the embedded copy.
-pub struct Shim(OwnedFd);
+/// sealed memfd holding the embedded copy, and the fd's /proc path.
+pub struct Shim {
+    fd: OwnedFd,
+    proc_path: CString,
+    execveat: bool,
+}
 
 impl Shim {
-    pub fn open(source: &Source) -> Result<Shim> {
-        match (source, EMBEDDED) {
+    /// `missing`: whether execveat is pretended missing (the test knob).
+    pub fn open(source: &Source, missing: &crate::kernel::Missing) -> Result<Shim> {
+        let fd = match (source, EMBEDDED) {
             (Source::File { fd, .. }, _) => fd
                 .try_clone()
-                .map(Shim)
-                .map_err(|e| Error::os("dup the shim's fd", &e)),
-            (Source::Embedded, Some(bytes)) => sealed_memfd(bytes).map(Shim),
+                .map_err(|e| Error::os("dup the shim's fd", &e))
+                .and_then(|fd| {
+                    crate::fds::held(fd).map_err(|e| Error::os("move the shim's fd", &e))
+                })?,
+            (Source::Embedded, Some(bytes)) => sealed_memfd(bytes)?,
             (Source::Embedded, None) => {
-                Err(Error::new("this runner was built without an embedded shim"))
+                return Err(Error::new("this runner was built without an embedded shim"))
             }
-        }
+        };
+        // Made now: the child must not allocate between fork and exec.
+        let proc_path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .map_err(|_| Error::new("an fd path with a NUL"))?;
+        Ok(Shim {
+            fd,
+            proc_path,
+            execveat: !missing.has(crate::kernel::Call::Execveat),
+        })
     }
 
     /// Execs the shim; returns only on failure, with errno set.
@@ -82,16 +98,25 @@ impl Shim {
     /// # Safety
     /// `argv` and `envp` are NULL-terminated arrays of C strings.
     pub unsafe fn exec(&self, argv: *const *const libc::c_char, envp: *const *const libc::c_char) {
-        // The fd is close-on-exec, which execveat allows for an ELF
-        // program (only a script would need it open).
-        libc::syscall(
-            libc::SYS_execveat,
-            self.0.as_raw_fd(),
-            c"".as_ptr(),
-            argv,
-            envp,
-            libc::AT_EMPTY_PATH,
-        );
+        if self.execveat {
+            // The fd is close-on-exec, which execveat allows for an ELF
+            // program (only a script would need it open).
+            libc::syscall(
+                libc::SYS_execveat,
+                self.fd.as_raw_fd(),
+                c"".as_ptr(),
+                argv,
+                envp,
+                libc::AT_EMPTY_PATH,
+            );
+            // Some 5.10 stable kernels (Debian's 5.10.223) answer ENOENT
+            // to every execveat with an empty path: the fd's /proc path
+            // then, which names the same sealed file.
+            if *libc::__errno_location() != libc::ENOENT {
+                return;
+            }
+        }
+        libc::execve(self.proc_path.as_ptr(), argv, envp);
     }
 }
 

@@ -13,7 +13,7 @@ use crate::harness::{one_error_line, TempRootfs, R};
 use crate::{check, fact, facts, output, Env, PROBE};
 
 /// Every call of the table that has a fallback.
-const ALL_FALLBACKS: &str = "openat2,mount_setattr,close_range,cgroup.kill";
+const ALL_FALLBACKS: &str = "openat2,mount_setattr,close_range,cgroup.kill,execveat";
 
 pub fn fallbacks_keep_the_guarantees_where_calls_are_missing(env: &Env) -> R {
     // close_range: an fd inherited without close-on-exec stays outside.

@@ -50,6 +50,32 @@ pub const ALL: [Arch; 4] = [
     },
 ];
 
+impl Arch {
+    /// The flags that make a static program for this target. Rust links
+    /// glibc targets dynamically unless asked; musl ones are static.
+    pub fn static_rustflags(&self) -> &'static [&'static str] {
+        if self.triple.ends_with("-gnu") || self.triple.ends_with("-gnueabihf") {
+            &["-C", "target-feature=+crt-static"]
+        } else {
+            &[]
+        }
+    }
+
+    /// Sets `cmd` (a cargo build for this target) to build static programs,
+    /// through the rustflags variable of this target alone: build scripts
+    /// and other targets keep their own flags.
+    pub fn build_static(&self, cmd: &mut std::process::Command) {
+        let flags = self.static_rustflags();
+        if !flags.is_empty() {
+            let var = format!(
+                "CARGO_TARGET_{}_RUSTFLAGS",
+                self.triple.to_uppercase().replace('-', "_")
+            );
+            cmd.env(var, flags.join(" "));
+        }
+    }
+}
+
 /// By our name or by triple.
 pub fn find(name: &str) -> Result<&'static Arch, String> {
     ALL.iter()

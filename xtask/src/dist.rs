@@ -95,9 +95,7 @@ pub fn build(a: &'static Arch) -> crate::Result<Built> {
         a.name
     );
     let mut rustflags = vec!["-Zunstable-options", "-Cpanic=immediate-abort"];
-    if a.triple.ends_with("-gnu") || a.triple.ends_with("-gnueabihf") {
-        rustflags.extend(["-C", "target-feature=+crt-static"]);
-    }
+    rustflags.extend(a.static_rustflags());
     crate::run(
         crate::cargo()
             .args([

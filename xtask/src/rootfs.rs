@@ -6,6 +6,8 @@ use std::process::Command;
 use argh::FromArgs;
 use husk_tests::rootfs;
 
+use crate::arch::Arch;
+
 /// build a busybox root file system in DIR (Debian's busybox-static, every applet linked, a minimal /etc)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "rootfs")]
@@ -28,28 +30,39 @@ pub fn build(dir: &Path, arch: Option<&str>) -> crate::Result {
         Some(a) => crate::arch::find(a)?,
         None => native,
     };
-    let (deb, qemu) = (arch.debian, arch.qemu);
-    let arch = arch.name;
-    let native = native.name;
     let cache = crate::target().join("cache");
-    let busybox = if arch == native {
+    let busybox = if arch.name == native.name {
         println!("xtask: looking for a static busybox (or fetching Debian's busybox-static)");
         rootfs::find_busybox(&cache)?
     } else {
-        println!("xtask: fetching Debian's busybox-static for {deb}");
-        rootfs::fetch_deb_busybox(&cache, Some(deb))?
+        println!(
+            "xtask: fetching Debian's busybox-static for {}",
+            arch.debian
+        );
+        rootfs::fetch_deb_busybox(&cache, Some(arch.debian))?
     };
-    let applets = if arch == native {
-        rootfs::applets(&busybox)?
+    build_from(dir, arch, &busybox)
+}
+
+/// The rootfs in `dir` from `busybox`, a static busybox for `arch`.
+pub fn build_from(dir: &Path, arch: &Arch, busybox: &Path) -> crate::Result {
+    let applets = if arch.name == crate::arch::native().name {
+        rootfs::applets(busybox)?
     } else {
         // A foreign busybox lists its applets under qemu-user.
-        let out = Command::new(format!("qemu-{qemu}-static"))
-            .arg(&busybox)
+        let qemu = format!("qemu-{}-static", arch.qemu);
+        let out = Command::new(&qemu)
+            .arg(busybox)
             .arg("--list-full")
             .output()
-            .map_err(|e| {
-                format!("run qemu-{qemu}-static: {e} (apt-get install qemu-user-static)")
-            })?;
+            .map_err(|e| format!("run {qemu}: {e} (apt-get install qemu-user-static)"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{qemu} {} --list-full: {}",
+                busybox.display(),
+                out.status
+            ));
+        }
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(String::from)
@@ -61,5 +74,5 @@ pub fn build(dir: &Path, arch: Option<&str>) -> crate::Result {
         busybox.display(),
         applets.len()
     );
-    rootfs::build(dir, &busybox, &applets)
+    rootfs::build(dir, busybox, &applets)
 }

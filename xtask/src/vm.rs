@@ -1,45 +1,60 @@
 //! cargo xtask vm-test: the container scenarios inside real kernels under
-//! QEMU, on each cgroup layout (v1, v2, hybrid) and on x86_64 and aarch64.
+//! QEMU: Debian 12's 6.1 and Debian 11's 5.10 on x86_64 (each cgroup
+//! layout) and aarch64, and the armv7 and riscv64 runners on their own
+//! kernels (`matrix`).
 //!
-//! For each architecture: Debian's cloud kernel (`kernel`), the static
-//! runner (`cargo xtask dist`) and husk-tests, and a busybox rootfs, packed
-//! with a small init (`init`) into a cpio initramfs (`cpio`). Each VM boots
-//! under QEMU (`qemu`: KVM when it works, else TCG); the init mounts the
-//! layout the kernel command line names, runs husk-tests, and prints one
-//! line "vm-test: N passed, M failed", which decides. Everything fetched
-//! or built is kept under target/vm.
+//! For each architecture and kernel (`guest`): Debian's kernel (`kernel`,
+//! through apt lists of our own, `apt`), the static runner (`cargo xtask
+//! dist`), husk-tests and husk-probe, and a busybox rootfs, packed with a
+//! small init (`init`) into a cpio initramfs (`cpio`). Each VM boots under
+//! QEMU (`qemu`: KVM when it works, else TCG), a few at a time; the init
+//! mounts the layout the kernel command line names, runs husk-tests, and
+//! prints one line "vm-test: N passed, M failed", which decides (`boot`).
+//! Everything fetched or built is kept under target/vm.
 
 mod apt;
+mod boot;
 mod cpio;
+mod guest;
 mod init;
 mod kernel;
+mod matrix;
 mod qemu;
 
-use std::fs;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
-use crate::arch::{self, Arch};
-use qemu::{Accel, End, Next};
+use boot::Outcome;
+use guest::{Builds, Guest};
+use matrix::Layout;
 
-/// run the container scenarios in VMs: Debian's cloud kernel under QEMU with cgroup v1, v2 or hybrid (default: x86_64 with each, aarch64 with v2)
+/// run the container scenarios in VMs: Debian's kernels under QEMU with cgroup v1, v2 or hybrid (default: x86_64 6.1 with each, 5.10 with v1 and hybrid; aarch64 6.1 and 5.10, armv7 6.1 and riscv64 6.12 with v2)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "vm-test")]
 pub struct Args {
-    /// x86_64 or aarch64 (default: both)
+    /// x86_64, aarch64, armv7 or riscv64 (default: all four)
     #[argh(option)]
     arch: Option<String>,
-    /// v1, v2, hybrid or all (default: all on x86_64, v2 on aarch64)
+    /// the kernel series: 6.1 (Debian 12), 5.10 (Debian 11), 6.12 (Debian
+    /// 13, riscv64's) or all (default: all)
+    #[argh(option)]
+    kernel: Option<String>,
+    /// v1, v2, hybrid or all (default: the matrix's: all on x86_64 6.1, v1
+    /// and hybrid on x86_64 5.10, v2 elsewhere)
     #[argh(option)]
     cgroups: Option<String>,
     /// the guest's root: tmpfs (switched to, as a disk-booted host's) or
     /// initramfs (stayed on, as a board's) (default: tmpfs on x86_64,
-    /// initramfs on aarch64)
+    /// initramfs on the others)
     #[argh(option)]
     root: Option<String>,
+    /// how many VMs run at once (default 2)
+    #[argh(option, short = 'j', default = "2")]
+    jobs: usize,
     /// seconds each VM may take (default 600)
     #[argh(option, default = "600")]
     timeout: u64,
@@ -51,108 +66,19 @@ pub struct Args {
     scenarios: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Layout {
-    V1,
-    V2,
-    Hybrid,
-}
-
-impl Layout {
-    pub const ALL: [Layout; 3] = [Layout::V1, Layout::V2, Layout::Hybrid];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::V1 => "v1",
-            Layout::V2 => "v2",
-            Layout::Hybrid => "hybrid",
-        }
-    }
-}
-
-/// What the guest's / is. pivot_root(2) cannot leave the kernel's initial
-/// rootfs, so an init that stays on it is a host where the runner must
-/// move the root instead: boards and routers that run from an initramfs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Root {
-    /// The init copies itself onto a tmpfs and switch_roots there.
-    Tmpfs,
-    Initramfs,
-}
-
-impl Root {
-    pub fn name(self) -> &'static str {
-        match self {
-            Root::Tmpfs => "tmpfs",
-            Root::Initramfs => "initramfs",
-        }
-    }
-}
-
-/// The default matrix: what CI runs. x86_64 goes through every cgroup
-/// layout as a disk-booted host would; aarch64 is a board on its initramfs.
-fn default_layouts(a: &Arch) -> &'static [Layout] {
-    match a.name {
-        "x86_64" => &Layout::ALL,
-        _ => &[Layout::V2],
-    }
-}
-
-fn default_root(a: &Arch) -> Root {
-    match a.name {
-        "x86_64" => Root::Tmpfs,
-        _ => Root::Initramfs,
-    }
-}
-
 pub fn main(args: Args) -> crate::Result {
-    run_matrix(args).map(drop)
-}
-
-fn run_matrix(args: Args) -> crate::Result<(usize, usize)> {
-    let arches: Vec<&'static Arch> = match &args.arch {
-        Some(a) => vec![arch::find(a)?],
-        None => vec![arch::find("x86_64")?, arch::find("aarch64")?],
-    };
-    let mut matrix = Vec::new();
-    for a in arches {
-        if !matches!(a.name, "x86_64" | "aarch64") {
-            return Err(format!(
-                "vm-test runs x86_64 and aarch64 guests, not {}",
-                a.name
-            ));
-        }
-        let layouts: Vec<Layout> = match args.cgroups.as_deref() {
-            None => default_layouts(a).to_vec(),
-            Some("all") => Layout::ALL.to_vec(),
-            Some(l) => vec![*Layout::ALL
-                .iter()
-                .find(|x| x.name() == l)
-                .ok_or_else(|| format!("--cgroups {l}: expected v1, v2, hybrid or all"))?],
-        };
-        let root = match args.root.as_deref() {
-            None => default_root(a),
-            Some("tmpfs") => Root::Tmpfs,
-            Some("initramfs") => Root::Initramfs,
-            Some(r) => return Err(format!("--root {r}: expected tmpfs or initramfs")),
-        };
-        matrix.push((a, root, layouts));
-    }
-    for s in &args.scenarios {
-        if !husk_tests::ALL.iter().any(|(n, _)| n == s) {
-            return Err(format!("no scenario {s}"));
-        }
-    }
-    run(&matrix, &args)
+    run(&args).map(drop)
 }
 
 /// The default matrix, for `cargo xtask test`: how many tests passed and
 /// failed over all the VMs.
 pub fn run_default() -> crate::Result<(usize, usize)> {
-    run_matrix(Args {
+    run(&Args {
         arch: None,
+        kernel: None,
         cgroups: None,
         root: None,
+        jobs: 2,
         timeout: 600,
         verbose: false,
         scenarios: Vec::new(),
@@ -164,78 +90,100 @@ fn cache() -> PathBuf {
     crate::target().join("vm")
 }
 
-/// What one VM gave.
-struct Outcome {
-    arch: &'static str,
-    root: Root,
-    layout: Layout,
-    accel: Accel,
-    wall: Duration,
-    passed: usize,
-    failed: usize,
-    /// Why the VM failed, if it did.
-    error: Option<String>,
-    /// husk-tests' line naming scenarios that passed only on a second try.
-    flaky: Option<String>,
-}
+fn run(args: &Args) -> crate::Result<(usize, usize)> {
+    let choices = matrix::choose(
+        args.arch.as_deref(),
+        args.kernel.as_deref(),
+        args.cgroups.as_deref(),
+        args.root.as_deref(),
+    )?;
+    for s in &args.scenarios {
+        if !husk_tests::ALL.iter().any(|(n, _)| n == s) {
+            return Err(format!("no scenario {s}"));
+        }
+    }
+    if args.jobs == 0 {
+        return Err("--jobs 0: at least one VM must run at a time".into());
+    }
+    let start = Instant::now();
+    // Builds and downloads, one guest at a time. A guest that cannot be
+    // made fails its VMs, and the others still run.
+    let mut builds = Builds::default();
+    let mut guests: Vec<Guest> = Vec::new();
+    // Each VM's outcome keyed by its place in the matrix: (row, layout).
+    let mut outcomes: Vec<((usize, usize), Outcome)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    for (row, c) in choices.iter().enumerate() {
+        let ready = Instant::now();
+        match Guest::prepare(c, &mut builds) {
+            Ok(g) => {
+                println!(
+                    "xtask: {} {} guest ready in {:.1} s: kernel {} ({}), {}, {} root",
+                    g.arch.name,
+                    g.kernel.series(),
+                    ready.elapsed().as_secs_f64(),
+                    g.kernel.version,
+                    g.kernel.release,
+                    g.accel.name(),
+                    g.root.name()
+                );
+                jobs.extend(c.layouts.iter().enumerate().map(|(i, &layout)| Job {
+                    key: (row, i),
+                    guest: guests.len(),
+                    layout,
+                }));
+                guests.push(g);
+            }
+            Err(e) => {
+                println!(
+                    "xtask: {} {}: the guest could not be made: {e}",
+                    c.arch.name, c.row.kernel.series
+                );
+                outcomes.extend(
+                    c.layouts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &layout)| ((row, i), Outcome::unmade(c, layout, &e))),
+                );
+            }
+        }
+    }
+    let prepared = start.elapsed();
 
-fn run(
-    matrix: &[(&'static Arch, Root, Vec<Layout>)],
-    args: &Args,
-) -> crate::Result<(usize, usize)> {
     // husk-tests runs each name given, as often as given.
     let expected = if args.scenarios.is_empty() {
         husk_tests::ALL.len()
     } else {
         args.scenarios.len()
     };
-    let mut outcomes = Vec::new();
-    for (a, root, layouts) in matrix {
-        let start = Instant::now();
-        let guest = Guest::prepare(a, *root)?;
-        println!(
-            "xtask: {} guest ready in {:.1} s: kernel {}, {}, {} root",
-            a.name,
-            start.elapsed().as_secs_f64(),
-            guest.kernel.version,
-            guest.accel.name(),
-            root.name()
-        );
-        for &layout in layouts {
-            let o = guest.boot(layout, args, expected)?;
-            outcomes.push(o);
-        }
-    }
+    let run = boot::Run {
+        timeout: Duration::from_secs(args.timeout),
+        verbose: args.verbose,
+        scenarios: &args.scenarios,
+        expected,
+    };
+    let booting = Instant::now();
+    let (booted, at_once) = (jobs.len(), args.jobs.min(jobs.len()).max(1));
+    outcomes.extend(in_parallel(&guests, jobs, at_once, &run));
+    let elapsed = booting.elapsed();
+    outcomes.sort_by_key(|(key, _)| *key);
+    let outcomes: Vec<Outcome> = outcomes.into_iter().map(|(_, o)| o).collect();
 
-    println!("\n| arch | root | cgroups | accel | wall | passed | failed |");
-    println!("|---|---|---|---|---:|---:|---:|");
-    for o in &outcomes {
-        println!(
-            "| {} | {} | {} | {} | {:.1} s | {} | {} |",
-            o.arch,
-            o.root.name(),
-            o.layout.name(),
-            o.accel.name(),
-            o.wall.as_secs_f64(),
-            o.passed,
-            o.failed
-        );
-    }
+    report(&outcomes);
+    let vm_time: Duration = outcomes.iter().map(|o| o.wall).sum();
+    println!(
+        "vm-test: {booted} VM{} in {:.0} s, {at_once} at a time ({:.0} s of VM time), after {:.0} s of builds and downloads",
+        if booted == 1 { "" } else { "s" },
+        elapsed.as_secs_f64(),
+        vm_time.as_secs_f64(),
+        prepared.as_secs_f64()
+    );
     let bad: Vec<String> = outcomes
         .iter()
-        .filter_map(|o| {
-            o.error
-                .as_ref()
-                .map(|e| format!("{} {}: {e}", o.arch, o.layout.name()))
-        })
+        .filter_map(|o| o.error.as_ref().map(|e| format!("{}: {e}", o.name)))
         .collect();
     let passed = outcomes.iter().map(|o| o.passed).sum();
     let failed = outcomes.iter().map(|o| o.failed).sum();
-    for o in &outcomes {
-        if let Some(f) = &o.flaky {
-            println!("vm-test: {} {}: {f}", o.arch, o.layout.name());
-        }
-    }
     println!("vm-test: {passed} passed, {failed} failed");
     if bad.is_empty() {
         println!("vm-test: every VM passed every test");
@@ -245,214 +193,72 @@ fn run(
     }
 }
 
-/// Everything to boot one architecture's VMs.
-struct Guest {
-    arch: &'static Arch,
-    root: Root,
-    kernel: kernel::Kernel,
-    initrd: PathBuf,
-    qemu: qemu::Qemu,
-    accel: Accel,
+/// One VM to boot: a guest with a layout.
+struct Job {
+    /// Its place in the matrix: (row, layout).
+    key: (usize, usize),
+    guest: usize,
+    layout: Layout,
 }
 
-impl Guest {
-    fn prepare(a: &'static Arch, root: Root) -> crate::Result<Guest> {
-        let runner = crate::dist::build(a)?.runner;
-        let tests = build_tests(a)?;
-        let probe = crate::test::build_probe(a)?;
-        let dir = cache().join(a.name);
-        let rootfs = dir.join("rootfs");
-        if !rootfs.join("bin/busybox").exists() {
-            crate::rootfs::build(&rootfs, Some(a.name))?;
+/// Boots each of `jobs`, `at_once` at a time, the slowest first (see
+/// `cost`); each outcome with its job's key.
+fn in_parallel(
+    guests: &[Guest],
+    mut jobs: Vec<Job>,
+    at_once: usize,
+    run: &boot::Run,
+) -> Vec<((usize, usize), Outcome)> {
+    // Stable: the matrix's order among equals.
+    jobs.sort_by_key(|j| std::cmp::Reverse(cost(&guests[j.guest])));
+    let queue = Mutex::new(VecDeque::from(jobs));
+    let done = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..at_once {
+            s.spawn(|| loop {
+                let Some(job) = queue.lock().unwrap().pop_front() else {
+                    break;
+                };
+                let o = boot::boot(&guests[job.guest], job.layout, run);
+                done.lock().unwrap().push((job.key, o));
+            });
         }
-        let kernel = kernel::get(a)?;
-        let initrd = dir.join("initrd.cpio");
-        write_initrd(&initrd, &rootfs, [&runner, &tests, &probe], &kernel.modules)?;
-        let qemu = qemu::find(a)?;
-        let accel = qemu.accel(a, &kernel.image);
-        Ok(Guest {
-            arch: a,
-            root,
-            kernel,
-            initrd,
-            qemu,
-            accel,
-        })
+    });
+    done.into_inner().unwrap()
+}
+
+/// How slow a guest's VMs are, roughly, to start the slowest first so that
+/// none is left running alone at the end: emulated foreign CPUs are slower
+/// than an emulated x86_64, riscv64's most.
+fn cost(g: &Guest) -> u32 {
+    match g.arch.name {
+        "riscv64" => 4,
+        "armv7" => 3,
+        "aarch64" => 2,
+        _ => 1,
     }
+}
 
-    fn boot(&self, layout: Layout, args: &Args, expected: usize) -> crate::Result<Outcome> {
-        let name = format!("{} {}", self.arch.name, layout.name());
+/// The table of every VM, and the flaky scenarios.
+fn report(outcomes: &[Outcome]) {
+    println!("\n| arch | kernel | root | cgroups | accel | wall | passed | failed |");
+    println!("|---|---|---|---|---|---:|---:|---:|");
+    for o in outcomes {
         println!(
-            "xtask: booting {name} ({}, timeout {} s)",
-            self.accel.name(),
-            args.timeout
+            "| {} | {} | {} | {} | {} | {:.1} s | {} | {} |",
+            o.arch,
+            o.kernel,
+            o.root.name(),
+            o.layout.name(),
+            o.accel.map_or("-", |a| a.name()),
+            o.wall.as_secs_f64(),
+            o.passed,
+            o.failed
         );
-        let mut cmd = self.qemu.command(self.arch, self.accel, &self.kernel.image);
-        cmd.arg("-initrd").arg(&self.initrd);
-        cmd.arg("-append").arg(init::cmdline(
-            qemu::console(self.arch),
-            layout,
-            self.root,
-            &args.scenarios,
-        ));
-        let start = Instant::now();
-        let run = qemu::Run::start(&mut cmd)?;
-        // Each line with the time it came, for the log.
-        let mut console: Vec<(Duration, String)> = Vec::new();
-        let mut testing = false;
-        let mut summary: Option<(usize, usize)> = None;
-        let mut panic = false;
-        let end = run.finish(Duration::from_secs(args.timeout), |line| {
-            console.push((start.elapsed(), line.to_string()));
-            if line.contains("Kernel panic") {
-                panic = true;
-            }
-            if let Some(s) = line.strip_prefix(init::SAYS).and_then(parse_summary) {
-                summary = Some(s);
-                testing = false;
-            }
-            if args.verbose || testing || line.starts_with(init::SAYS) {
-                println!("  [{name}] {line}");
-            }
-            if line == init::BEGIN {
-                testing = true;
-            }
-            if summary.is_some() {
-                // The init powers off next.
-                Next::Within(Duration::from_secs(30))
-            } else if panic {
-                // The rest of the panic message, then QEMU exits (-no-reboot).
-                Next::Within(Duration::from_secs(5))
-            } else {
-                Next::Continue
-            }
-        })?;
-        let wall = start.elapsed();
-        let log = cache().join(format!("{}-{}.log", self.arch.name, layout.name()));
-        let text: String = console
-            .iter()
-            .map(|(t, l)| format!("[{:7.2}] {l}\n", t.as_secs_f64()))
-            .collect();
-        fs::write(&log, text).map_err(|e| format!("write {}: {e}", log.display()))?;
-
-        let (passed, failed) = summary.unwrap_or((0, 0));
-        let flaky = console
-            .iter()
-            .find(|(_, l)| l.starts_with("flaky "))
-            .map(|(_, l)| l.clone());
-        let error = if panic {
-            Some("the kernel panicked".to_string())
-        } else if summary.is_none() {
-            Some(match &end {
-                End::TimedOut => format!("no result after {} s", args.timeout),
-                End::Exited(stderr) => format!("QEMU exited with no result: {}", stderr.trim()),
-                End::Stopped => "stopped".into(),
-            })
-        } else if failed > 0 {
-            let names: Vec<&str> = console
-                .iter()
-                .filter_map(|(_, l)| l.strip_prefix("FAILED "))
-                .map(|l| l.trim_end_matches(':'))
-                .collect();
-            Some(format!("{failed} failed: {}", names.join(", ")))
-        } else if passed != expected {
-            Some(format!("{passed} of {expected} scenarios passed"))
-        } else {
-            None
-        };
-        if error.is_some() && !args.verbose && (panic || summary.is_none()) {
-            // The console's end shows the hang, or the panic and its trace.
-            println!("  [{name}] ... the console's last lines:");
-            for (_, l) in &console[console.len().saturating_sub(40)..] {
-                println!("  [{name}] {l}");
-            }
+    }
+    for o in outcomes {
+        if let Some(f) = &o.flaky {
+            println!("vm-test: {}: {f}", o.name);
         }
-        println!(
-            "xtask: {name}: {passed} passed, {failed} failed in {:.1} s ({}); console in {}",
-            wall.as_secs_f64(),
-            self.accel.name(),
-            log.display()
-        );
-        Ok(Outcome {
-            arch: self.arch.name,
-            root: self.root,
-            layout,
-            accel: self.accel,
-            wall,
-            passed,
-            failed,
-            error,
-            flaky,
-        })
     }
-}
-
-/// "N passed, M failed"
-fn parse_summary(s: &str) -> Option<(usize, usize)> {
-    let (p, f) = s.split_once(", ")?;
-    Some((
-        p.strip_suffix(" passed")?.parse().ok()?,
-        f.strip_suffix(" failed")?.parse().ok()?,
-    ))
-}
-
-/// The static husk-tests program for `a`.
-fn build_tests(a: &Arch) -> crate::Result<PathBuf> {
-    println!("xtask: {}: building husk-tests", a.name);
-    crate::run(crate::cargo().args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "husk-tests",
-        "--bin",
-        "husk-tests",
-        "--target",
-        a.triple,
-    ]))?;
-    let bin = crate::target().join(a.triple).join("release/husk-tests");
-    let facts = husk_tests::elf::read(&bin)?;
-    if !facts.is_static() || facts.machine != a.machine {
-        return Err(format!(
-            "{} is not a static {} program: {facts:?}",
-            bin.display(),
-            a.name
-        ));
-    }
-    Ok(bin)
-}
-
-/// The initramfs: the busybox rootfs as the guest's own root, with /init,
-/// the modules, and under /husk the runner, husk-tests and a copy of the
-/// rootfs for the containers, with husk-probe in it.
-fn write_initrd(
-    path: &Path,
-    rootfs: &Path,
-    [runner, tests, probe]: [&Path; 3],
-    modules: &[PathBuf],
-) -> crate::Result {
-    let io = |e: std::io::Error| format!("write {}: {e}", path.display());
-    let file = fs::File::create(path).map_err(io)?;
-    let mut w = cpio::Writer::new(BufWriter::new(file));
-    w.tree(rootfs, "").map_err(io)?;
-    // The kernel opens /dev/console for init before anything is mounted.
-    w.char_dev("dev/console", 0o600, 5, 1).map_err(io)?;
-    w.file("init", 0o755, init::SCRIPT.as_bytes()).map_err(io)?;
-    w.dir("newroot", 0o755).map_err(io)?;
-    w.dir("lib", 0o755).map_err(io)?;
-    w.dir("lib/modules", 0o755).map_err(io)?;
-    for m in modules {
-        let name = m.file_name().unwrap().to_string_lossy();
-        w.copy(&format!("lib/modules/{name}"), 0o644, m)
-            .map_err(io)?;
-    }
-    // Readable by all: one scenario runs the runner as nobody.
-    w.dir("husk", 0o755).map_err(io)?;
-    w.copy("husk/runner", 0o755, runner).map_err(io)?;
-    w.copy("husk/husk-tests", 0o755, tests).map_err(io)?;
-    w.tree(rootfs, "husk/rootfs").map_err(io)?;
-    w.copy(&format!("husk/rootfs{}", husk_tests::PROBE), 0o755, probe)
-        .map_err(io)?;
-    w.finish().map_err(io)?;
-    Ok(())
 }

@@ -3,7 +3,6 @@
 //! time, the cgroups, the process looking after it), how it ended, and
 //! the part of its spec that `exec` and `inspect` need.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::json::{self, Value};
@@ -67,7 +66,9 @@ pub struct State {
     pub bundle: String,
     /// RFC 3339, UTC.
     pub created: String,
-    pub annotations: BTreeMap<String, String>,
+    /// In the order given (a map in JSON; a list here, which is all husk
+    /// needs and much smaller in the binary than a sorted map).
+    pub annotations: Vec<(String, String)>,
     /// PID 1's start time (/proc/PID/stat field 22): a PID the kernel gave
     /// to another process since is never mistaken for the container.
     pub pid_start: u64,
@@ -102,7 +103,7 @@ impl State {
             pid: 0,
             bundle: bundle.display().to_string(),
             created: super::time::rfc3339(std::time::SystemTime::now()),
-            annotations: BTreeMap::new(),
+            annotations: Vec::new(),
             pid_start: 0,
             cgroups: Vec::new(),
             cgroup_parents_made: Vec::new(),
@@ -308,7 +309,7 @@ mod tests {
         st.pid = 42;
         st.pid_start = 123_456_789_012;
         st.cgroups = vec!["/sys/fs/cgroup/husk-web".into()];
-        st.annotations.insert("a".into(), "b \"c\"".into());
+        st.annotations.push(("a".into(), "b \"c\"".into()));
         st.status = Status::Stopped;
         st.exit = Some(Exit::Signal(15));
         st.detached = true;

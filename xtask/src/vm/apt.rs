@@ -1,24 +1,39 @@
-//! Debian packages for one architecture through apt-get download, with
-//! package lists of our own under target/vm/apt/<arch>: the host's dpkg
-//! setup (its architectures, its lists) is never changed, and nothing is
-//! installed.
+//! Debian packages for one architecture from one Debian release, through
+//! apt-get download, with sources and package lists of our own under
+//! target/vm/apt/<release>-<arch>: the host's apt setup (its sources, its
+//! architectures, its lists) is never changed, and nothing is installed.
+//!
+//! The sources are the release, its -updates and its -security, main only,
+//! Packages indexes only, on the mirrors the host's own sources name (else
+//! deb.debian.org), signed by Debian's archive keyring.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Debian's archive keys, every release's (package debian-archive-keyring).
+const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
 pub struct Apt {
-    /// A Debian architecture name (amd64, arm64).
+    /// A Debian architecture name (amd64, arm64, armhf, riscv64).
     arch: &'static str,
+    /// A Debian release's code name (bullseye, bookworm, trixie, sid).
+    release: String,
     dir: PathBuf,
 }
 
 impl Apt {
-    pub fn new(arch: &'static str) -> Apt {
+    pub fn new(arch: &'static str, release: &str) -> Apt {
         Apt {
             arch,
-            dir: super::cache().join("apt").join(arch),
+            release: release.to_string(),
+            dir: super::cache().join("apt").join(format!("{release}-{arch}")),
         }
+    }
+
+    /// For what runs on this machine (QEMU): its own release.
+    pub fn host() -> crate::Result<Apt> {
+        Ok(Apt::new(crate::arch::native().debian, &host_release()?))
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -28,6 +43,13 @@ impl Apt {
             format!("APT::Architectures={}", self.arch),
             format!("Dir::State::Lists={}", self.dir.join("lists").display()),
             format!("Dir::Cache={}", self.dir.join("cache").display()),
+            format!("Dir::Etc::SourceList={}", self.sources().display()),
+            format!(
+                "Dir::Etc::SourceParts={}",
+                self.dir.join("sources.d").display()
+            ),
+            // What the host has installed is no candidate for a download.
+            "Dir::State::status=/dev/null".into(),
             // Downloads go to our directory, which _apt may not reach.
             "APT::Sandbox::User=root".into(),
         ] {
@@ -36,33 +58,115 @@ impl Apt {
         c
     }
 
-    /// Fetches the package lists, unless we have them.
-    fn lists(&self) -> crate::Result {
-        let lists = self.dir.join("lists");
-        let have = fs::read_dir(&lists)
+    fn sources(&self) -> PathBuf {
+        self.dir.join("sources.list")
+    }
+
+    /// The release's main Packages list, which everything here needs.
+    fn has_main_list(&self) -> bool {
+        let want = format!("_dists_{}_main_binary-{}_Packages", self.release, self.arch);
+        fs::read_dir(self.dir.join("lists"))
             .into_iter()
             .flatten()
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
-        if have {
+            .any(|e| e.file_name().to_string_lossy().contains(&want))
+    }
+
+    /// Fetches the package lists, unless we have them.
+    fn lists(&self) -> crate::Result {
+        if self.has_main_list() {
             return Ok(());
         }
         self.update()
     }
 
-    fn update(&self) -> crate::Result {
-        for d in [self.dir.join("lists/partial"), self.dir.join("cache")] {
+    /// apt-get update. A list of -updates or -security that the mirror
+    /// cannot give (it fails its checksum) is named and gone without: the
+    /// release's own list is enough. Without that one, this fails.
+    pub fn update(&self) -> crate::Result {
+        for d in [
+            self.dir.join("lists/partial"),
+            self.dir.join("cache"),
+            self.dir.join("sources.d"),
+        ] {
             fs::create_dir_all(&d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
         }
+        let sources = sources_list(&self.release)?;
+        fs::write(self.sources(), &sources)
+            .map_err(|e| format!("write {}: {e}", self.sources().display()))?;
         println!(
-            "xtask: apt-get update ({} lists, kept in {})",
+            "xtask: apt-get update ({} {} lists, kept in {})",
+            self.release,
             self.arch,
             self.dir.display()
         );
-        quiet(self.command("apt-get").args(["-qq", "update"]))
+        let out = self
+            .command("apt-get")
+            .args(["-q", "update"])
+            .output()
+            .map_err(|e| format!("run apt-get update: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let failed: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("E: Failed to fetch"))
+            .map(|l| l.trim_start_matches("E: Failed to fetch ").trim())
+            .collect();
+        if self.has_main_list() {
+            for f in &failed {
+                println!(
+                    "xtask: apt-get update ({} {}): going on without a list the mirror cannot give: {f}",
+                    self.release, self.arch
+                );
+            }
+            return Ok(());
+        }
+        Err(format!(
+            "apt-get update of {} {} lists failed ({}): {}",
+            self.release,
+            self.arch,
+            out.status,
+            if !failed.is_empty() {
+                failed.join("; ")
+            } else if stderr.contains("E: ") {
+                let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E: ")).collect();
+                errors.join("; ")
+            } else {
+                stderr.trim().to_string()
+            }
+        ))
     }
 
-    /// `pkg`'s Depends, as groups of alternatives.
+    /// The versions of `pkg` the lists have, newest first.
+    pub fn versions(&self, pkg: &str) -> crate::Result<Vec<String>> {
+        self.lists()?;
+        let out = self
+            .command("apt-cache")
+            .args(["madison", pkg])
+            .output()
+            .map_err(|e| format!("run apt-cache: {e}"))?;
+        // "pkg | version | uri suite/component arch Packages"
+        let mut versions: Vec<String> = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(v) = line.split('|').nth(1).map(str::trim) {
+                if !versions.iter().any(|x| x == v) {
+                    versions.push(v.to_string());
+                }
+            }
+        }
+        if versions.is_empty() {
+            return Err(format!(
+                "no {pkg} in the {} {} lists",
+                self.release, self.arch
+            ));
+        }
+        Ok(versions)
+    }
+
+    /// `pkg`'s Depends, as groups of alternatives (`pkg` may be
+    /// `name=version`).
     pub fn depends(&self, pkg: &str) -> crate::Result<Vec<Vec<String>>> {
         self.lists()?;
         let out = self
@@ -81,7 +185,8 @@ impl Apt {
             .map_err(|e| format!("run apt-cache: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "apt-cache depends {pkg} ({}): {}",
+                "apt-cache depends {pkg} ({} {}): {}",
+                self.release,
                 self.arch,
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
@@ -116,8 +221,9 @@ impl Apt {
             self.lists()?;
             let names: Vec<&str> = missing.iter().map(|p| p.as_str()).collect();
             println!(
-                "xtask: apt-get download {} ({})",
+                "xtask: apt-get download {} ({} {})",
                 names.join(" "),
+                self.release,
                 self.arch
             );
             let download = || {
@@ -142,6 +248,56 @@ impl Apt {
             })
             .collect()
     }
+}
+
+/// This machine's Debian release, from /etc/os-release.
+fn host_release() -> crate::Result<String> {
+    let text = fs::read_to_string("/etc/os-release")
+        .map_err(|e| format!("read /etc/os-release: {e} (a Debian machine is needed)"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| "/etc/os-release names no VERSION_CODENAME".into())
+}
+
+/// Our sources for `release`: on the mirrors the host's own sources use
+/// for Debian (`apt-get indextargets` reads them; nothing is fetched).
+fn sources_list(release: &str) -> crate::Result<String> {
+    if !Path::new(KEYRING).exists() {
+        return Err(format!(
+            "{KEYRING} is missing: apt-get install debian-archive-keyring"
+        ));
+    }
+    let host = host_release()?;
+    let out = Command::new("apt-get")
+        .args(["indextargets", "--format", "$(REPO_URI) $(RELEASE)"])
+        .output()
+        .map_err(|e| format!("run apt-get indextargets: {e}"))?;
+    let targets = String::from_utf8_lossy(&out.stdout);
+    let mirror = |suite: &str, default: &str| {
+        targets
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(_, r)| *r == suite)
+            .map(|(uri, _)| uri.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let debian = mirror(&host, "http://deb.debian.org/debian");
+    let security = mirror(
+        &format!("{host}-security"),
+        "http://deb.debian.org/debian-security",
+    );
+    let line = |uri: &str, suite: &str| {
+        format!("deb [signed-by={KEYRING} target=Packages] {uri} {suite} main\n")
+    };
+    let mut s = line(&debian, release);
+    // Unstable has no updates and no security suite.
+    if !matches!(release, "sid" | "unstable") {
+        s.push_str(&line(&debian, &format!("{release}-updates")));
+        s.push_str(&line(&security, &format!("{release}-security")));
+    }
+    Ok(s)
 }
 
 /// `pkg`'s .deb in `dir`: pkg_version_arch.deb.

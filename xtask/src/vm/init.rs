@@ -2,7 +2,7 @@
 //! mounts the cgroup layout the kernel command line names, runs husk-tests,
 //! prints one line "vm-test: N passed, M failed", and powers off.
 
-use super::{Layout, Root};
+use super::matrix::{Layout, Root};
 
 /// The kernel command line for `layout` on the serial console `console`;
 /// `tests` are scenario names (empty: all).
@@ -124,6 +124,9 @@ hybrid)
     ;;
 esac
 
+# A line of its own: the firmware's last words (SeaBIOS's "Booting from
+# ROM..") have no line ending.
+echo
 say "kernel $(uname -r) on $(uname -m), $(nproc) CPUs; cgroups $layout:"
 awk '$3 ~ /^cgroup/ { print "vm-test:   " $2 " " $3 " " $4 }' /proc/mounts
 say "this shell's cgroups: $(tr '\n' ' ' < /proc/self/cgroup)"

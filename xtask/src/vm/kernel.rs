@@ -1,8 +1,8 @@
-//! Debian's cloud kernel for an architecture, and the modules the tests
-//! need, kept under target/vm/<arch>/kernel: a second run downloads nothing.
+//! Debian's kernel for a guest, and the modules the tests need, kept under
+//! target/vm/<arch>/kernel-<series>: a second run downloads nothing.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::apt::{self, Apt};
@@ -10,90 +10,259 @@ use crate::arch::Arch;
 
 /// Modules the guest loads, in order, as paths under
 /// lib/modules/<version>/kernel. Everything else the tests need (cgroups
-/// v1 and v2, namespaces, devtmpfs, devpts, mqueue) is built in.
+/// v1 and v2, namespaces, devtmpfs, devpts, mqueue, the serial console,
+/// the initramfs) is built into each kernel of the matrix.
 const MODULES: &[&str] = &["fs/overlayfs/overlay"];
+
+/// Where one kernel of the matrix comes from.
+pub struct Source {
+    /// What `--kernel` calls it: the upstream series its release ships.
+    pub series: &'static str,
+    /// The Debian releases to take it from, in order: the next is tried
+    /// only when the mirror cannot give the one before's package lists.
+    pub releases: &'static [&'static str],
+    /// The metapackage that names the release's current kernel package,
+    /// e.g. linux-image-cloud-amd64.
+    pub package: &'static str,
+}
 
 pub struct Kernel {
     /// e.g. 6.1.0-56-cloud-amd64
     pub version: String,
+    /// The Debian release it is from.
+    pub release: String,
     pub image: PathBuf,
     pub modules: Vec<PathBuf>,
 }
 
-pub fn get(a: &Arch) -> crate::Result<Kernel> {
-    let dir = super::cache().join(a.name).join("kernel");
-    let found = |version: String| {
-        let modules = MODULES
-            .iter()
-            .map(|m| dir.join(format!("{}.ko", module_name(m))))
-            .collect();
-        Kernel {
-            image: dir.join(format!("vmlinuz-{version}")),
-            version,
-            modules,
+impl Kernel {
+    /// "6.1", "5.10": the upstream series, from the version.
+    pub fn series(&self) -> String {
+        let mut parts = self.version.split(['.', '-', '+']);
+        match (parts.next(), parts.next()) {
+            (Some(major), Some(minor)) => format!("{major}.{minor}"),
+            _ => self.version.clone(),
         }
-    };
+    }
+
+    /// The kernel's build configuration, kept beside it.
+    pub fn config(&self) -> PathBuf {
+        self.image
+            .with_file_name(format!("config-{}", self.version))
+    }
+}
+
+/// The kernel `source` names for `a`: from its first release whose
+/// package lists the mirror gives.
+pub fn get(a: &Arch, source: &Source) -> crate::Result<Kernel> {
+    let dir = super::cache()
+        .join(a.name)
+        .join(format!("kernel-{}", source.series));
     // Written last: its presence means everything else is there.
     let stamp = dir.join("version");
     if let Ok(v) = fs::read_to_string(&stamp) {
-        return Ok(found(v.trim().to_string()));
+        if let Some((version, release)) = v.trim().split_once(' ') {
+            return Ok(found(&dir, version, release));
+        }
     }
+    let mut why = Vec::new();
+    for release in source.releases {
+        match fetch(a, source, release, &dir) {
+            Ok(k) => {
+                if !why.is_empty() {
+                    println!(
+                        "xtask: {} kernel {}: NOTE: {} from {release} instead, as {} could not be fetched \
+                         (remove {} to try again)",
+                        a.name,
+                        source.series,
+                        k.version,
+                        source.releases[0],
+                        dir.display()
+                    );
+                }
+                fs::write(&stamp, format!("{} {}", k.version, k.release))
+                    .map_err(|e| format!("write {}: {e}", stamp.display()))?;
+                return Ok(k);
+            }
+            Err(e) => {
+                println!("xtask: {} kernel from {release}: {e}", a.name);
+                why.push(format!("{release}: {e}"));
+            }
+        }
+    }
+    Err(format!(
+        "no {} {} kernel ({}) could be fetched: {}",
+        a.name,
+        source.series,
+        source.package,
+        why.join("; ")
+    ))
+}
 
-    let apt = Apt::new(a.debian);
-    // A metapackage naming this release's current kernel package.
-    let meta = format!("linux-image-cloud-{}", a.debian);
+fn found(dir: &Path, version: &str, release: &str) -> Kernel {
+    Kernel {
+        image: dir.join(format!("vmlinuz-{version}")),
+        modules: MODULES
+            .iter()
+            .map(|m| dir.join(format!("{}.ko", module_name(m))))
+            .collect(),
+        version: version.to_string(),
+        release: release.to_string(),
+    }
+}
+
+/// Downloads and unpacks `source`'s kernel from `release` into `dir`: the
+/// newest the mirror can give (a mirror may lack a -security pool file).
+fn fetch(a: &Arch, source: &Source, release: &str, dir: &Path) -> crate::Result<Kernel> {
+    let apt = Apt::new(a.debian, release);
+    let meta = source.package;
+    let work = dir.join("download");
+    let mut why = Vec::new();
+    for v in apt.versions(meta)? {
+        let _ = fs::remove_dir_all(&work);
+        match download(&apt, &format!("{meta}={v}"), &work) {
+            Ok(got) => {
+                if !why.is_empty() {
+                    println!(
+                        "xtask: {} kernel {}: NOTE: {meta} {v} instead of a newer one: {}",
+                        a.name,
+                        source.series,
+                        why.join("; ")
+                    );
+                }
+                return unpack(&got, &work, dir, release);
+            }
+            Err(e) => why.push(format!("{meta} {v}: {e}")),
+        }
+    }
+    Err(why.join("; "))
+}
+
+/// A kernel's packages, downloaded.
+struct Download {
+    /// e.g. 6.1.0-56-cloud-amd64
+    version: String,
+    pkgs: Vec<String>,
+    debs: Vec<PathBuf>,
+}
+
+/// Downloads the kernel package that `meta` (name=version) depends on
+/// into `work`, with its parts.
+fn download(apt: &Apt, meta: &str, work: &Path) -> crate::Result<Download> {
     let pkg = apt
-        .depends(&meta)?
+        .depends(meta)?
         .into_iter()
         .flatten()
         .find(|d| d.starts_with("linux-image-"))
         .ok_or_else(|| format!("{meta} depends on no linux-image package"))?;
     let version = pkg.trim_start_matches("linux-image-").to_string();
-    let work = dir.join("download");
-    let _ = fs::remove_dir_all(&work);
-    let debs = apt.download(std::slice::from_ref(&pkg), &work)?;
-    let unpacked = work.join("root");
-    println!("xtask: unpacking {}", debs[0].display());
-    apt::unpack(&debs[0], &unpacked)?;
+    // Up to Debian 13 the image package holds the kernel and its modules;
+    // since, they are in linux-binary-<version> and linux-modules-<version>,
+    // which it depends on.
+    let mut pkgs = vec![pkg.clone()];
+    for d in apt.depends(&pkg)?.into_iter().flatten() {
+        if d.starts_with("linux-") && d.ends_with(&version) && !pkgs.contains(&d) {
+            pkgs.push(d);
+        }
+    }
+    let debs = apt.download(&pkgs, work)?;
+    Ok(Download {
+        version,
+        pkgs,
+        debs,
+    })
+}
 
-    let copy = |from: PathBuf, to: PathBuf| {
-        fs::copy(&from, &to)
-            .map(drop)
-            .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
+/// Unpacks the packages downloaded into `work` and keeps the kernel, its
+/// config and the modules in `dir`.
+fn unpack(got: &Download, work: &Path, dir: &Path, release: &str) -> crate::Result<Kernel> {
+    let (version, pkgs) = (got.version.as_str(), &got.pkgs);
+    let unpacked = work.join("root");
+    for deb in &got.debs {
+        println!("xtask: unpacking {}", deb.display());
+        apt::unpack(deb, &unpacked)?;
+    }
+
+    let k = found(dir, version, release);
+    // Where each file is, in the old layout and in the merged-/usr one.
+    let first = |what: &str, candidates: &[PathBuf]| {
+        candidates
+            .iter()
+            .find(|p| p.exists())
+            .cloned()
+            .ok_or_else(|| format!("no {what} in {}: looked for {candidates:?}", pkgs.join(" ")))
     };
-    let k = found(version.clone());
-    copy(
-        unpacked.join("boot").join(format!("vmlinuz-{version}")),
-        k.image.clone(),
+    let tree = first(
+        "module tree",
+        &[
+            unpacked.join("lib/modules").join(version),
+            unpacked.join("usr/lib/modules").join(version),
+        ],
     )?;
-    copy(
-        unpacked.join("boot").join(format!("config-{version}")),
-        dir.join(format!("config-{version}")),
+    let image = first(
+        "kernel image",
+        &[
+            unpacked.join(format!("boot/vmlinuz-{version}")),
+            unpacked.join(format!("boot/vmlinux-{version}")),
+            tree.join("vmlinuz"),
+        ],
     )?;
-    let tree = unpacked.join("lib/modules").join(&version).join("kernel");
+    let config = first(
+        "kernel config",
+        &[
+            unpacked.join(format!("boot/config-{version}")),
+            tree.join("config"),
+        ],
+    )?;
+    copy(&image, &k.image)?;
+    copy(&config, &k.config())?;
     for (m, to) in MODULES.iter().zip(&k.modules) {
-        let ko = tree.join(format!("{m}.ko"));
-        if ko.exists() {
-            copy(ko, to.clone())?;
+        module(&tree.join("kernel").join(m), to)
+            .map_err(|e| format!("{e} (from {})", pkgs.join(" ")))?;
+    }
+    // The unpacked packages are 100 MB of modules we do not use.
+    let _ = fs::remove_dir_all(work);
+    Ok(k)
+}
+
+/// The module `m` (a path without .ko) as a plain .ko at `to`: newer
+/// Debian kernels compress their modules, and busybox's insmod takes them
+/// plain.
+fn module(m: &Path, to: &Path) -> crate::Result {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", m.display()));
+    let ko = with("ko");
+    if ko.exists() {
+        return copy(&ko, to);
+    }
+    for (ext, tool) in [("ko.xz", "xz"), ("ko.zst", "zstd")] {
+        let packed = with(ext);
+        if !packed.exists() {
             continue;
         }
-        // Newer Debian kernels compress their modules; busybox's insmod
-        // takes them plain.
-        let xz = tree.join(format!("{m}.ko.xz"));
-        let out = Command::new("xz")
+        let out = Command::new(tool)
             .arg("-dc")
-            .arg(&xz)
+            .arg(&packed)
             .output()
-            .map_err(|e| format!("run xz for {}: {e}", xz.display()))?;
+            .map_err(|e| format!("run {tool} for {}: {e}", packed.display()))?;
         if !out.status.success() {
-            return Err(format!("{} (or .ko.xz) is not in {pkg}", ko.display()));
+            return Err(format!(
+                "{tool} -dc {}: {}",
+                packed.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
-        fs::write(to, out.stdout).map_err(|e| format!("write {}: {e}", to.display()))?;
+        return fs::write(to, out.stdout).map_err(|e| format!("write {}: {e}", to.display()));
     }
-    // The unpacked package is 100 MB of modules we do not use.
-    let _ = fs::remove_dir_all(&work);
-    fs::write(&stamp, &version).map_err(|e| format!("write {}: {e}", stamp.display()))?;
-    Ok(k)
+    Err(format!(
+        "{} (nor .ko.xz, .ko.zst) is not there",
+        ko.display()
+    ))
+}
+
+fn copy(from: &Path, to: &Path) -> crate::Result {
+    fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
 }
 
 /// "fs/overlayfs/overlay" -> "overlay"

@@ -40,10 +40,11 @@ pub fn find(a: &Arch) -> crate::Result<Qemu> {
     }
     let pkg = match a.name {
         "x86_64" => "qemu-system-x86",
-        "aarch64" => "qemu-system-arm",
+        "aarch64" | "armv7" => "qemu-system-arm",
+        "riscv64" => "qemu-system-misc",
         other => return Err(format!("no QEMU package known for {other}")),
     };
-    // One tree for both emulators, which share their libraries.
+    // One tree for every emulator, which share their libraries.
     let dir = super::cache().join("qemu");
     let root = dir.join("root");
     let q = Qemu {
@@ -66,11 +67,11 @@ pub fn find(a: &Arch) -> crate::Result<Qemu> {
         "xtask: {name} is not installed: unpacking Debian's {pkg} into {}",
         root.display()
     );
-    let apt = Apt::new(crate::arch::native().debian);
+    let apt = Apt::host()?;
     // The emulator and the libraries it needs that the host lacks, found
     // level by level; then its TCG module and firmware (x86's BIOS and
-    // option ROMs), whose packages' own dependencies are for what we do
-    // not use (audio, display, spice).
+    // option ROMs; riscv64's OpenSBI), whose packages' own dependencies
+    // are for what we do not use (audio, display, spice).
     let mut wanted: Vec<String> = vec![pkg.into()];
     let mut done = 0;
     while done < wanted.len() {
@@ -143,12 +144,34 @@ impl Accel {
     }
 }
 
-/// The serial console's device name in the guest.
+/// The serial console's device name in the guest: the virt machine's
+/// PL011 on Arm, a 16550 elsewhere.
 pub fn console(a: &Arch) -> &'static str {
-    if a.name == "aarch64" {
-        "ttyAMA0"
-    } else {
-        "ttyS0"
+    match a.name {
+        "aarch64" | "armv7" => "ttyAMA0",
+        _ => "ttyS0",
+    }
+}
+
+/// The machine QEMU emulates for `a` (x86_64's default PC otherwise).
+fn machine(a: &Arch) -> &'static [&'static str] {
+    match a.name {
+        "aarch64" => &["-M", "virt"],
+        // Debian's armmp kernel is not LPAE: no RAM or devices above 4 GiB.
+        "armv7" => &["-M", "virt,highmem=off"],
+        // OpenSBI (QEMU's own build, found through -L) starts the kernel.
+        "riscv64" => &["-M", "virt", "-bios", "default"],
+        _ => &[],
+    }
+}
+
+/// The CPU TCG emulates for `a` (QEMU's default for the machine otherwise).
+fn tcg_cpu(a: &Arch) -> &'static [&'static str] {
+    match a.name {
+        // Rather than max: max's pointer authentication is slow to emulate.
+        "aarch64" => &["-cpu", "cortex-a57"],
+        "armv7" => &["-cpu", "cortex-a15"],
+        _ => &[],
     }
 }
 
@@ -167,15 +190,11 @@ impl Qemu {
         }
         c.args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
         c.args(["-serial", "stdio", "-m", "1024", "-smp", "2"]);
-        if a.name == "aarch64" {
-            c.args(["-M", "virt"]);
-        }
+        c.args(machine(a));
         match accel {
+            // KVM runs only this machine's architecture, on its own CPU.
             Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
-            // cortex-a57 rather than max: max's pointer authentication is
-            // slow to emulate.
-            Accel::Tcg if a.name == "aarch64" => c.args(["-accel", "tcg", "-cpu", "cortex-a57"]),
-            Accel::Tcg => c.args(["-accel", "tcg"]),
+            Accel::Tcg => c.args(["-accel", "tcg"]).args(tcg_cpu(a)),
         };
         c.arg("-kernel").arg(kernel);
         c.stdin(Stdio::null());
