@@ -63,7 +63,7 @@ impl Found {
             // Its monitor may live on for a moment after recording the end.
             Ok(s) if s.status == Status::Stopped => false,
             Ok(s) if s.supervisor_start != 0 => {
-                crate::process::kill_if_same(s.supervisor, s.supervisor_start, 0)
+                s.this_boot() && crate::process::kill_if_same(s.supervisor, s.supervisor_start, 0)
             }
             // Unreadable, or written by a runner that did not record the
             // start time: ask the lock. Without a state file there is no
@@ -281,7 +281,7 @@ pub fn remove_entry(dir: &Path) {
 
 /// Kills a container whose supervisor is gone and removes its cgroups.
 pub fn end(state: &State, kill_file: bool) {
-    if state.pid > 0 && state.pid_start != 0 {
+    if state.pid > 0 && state.pid_start != 0 && state.this_boot() {
         crate::process::kill_if_same(state.pid, state.pid_start, libc::SIGKILL);
     }
     crate::cgroup::Cgroup::adopt(
@@ -481,6 +481,32 @@ mod tests {
         assert!(store.ids().is_empty());
         let e = store.find("daemon").err().unwrap();
         assert!(e.message.starts_with("daemon: no such container"), "{e}");
+        let _ = fs::remove_dir_all(store.root());
+    }
+
+    #[test]
+    fn an_entry_from_another_boot_kills_nothing() {
+        let store = temp_store("boot");
+        // As after a restart with a /run that is not a tmpfs: a running
+        // container whose PIDs are now this test's own.
+        let dir = store.root.join("before");
+        fs::create_dir(&dir).unwrap();
+        let me = std::process::id() as i32;
+        let mut st = State::new("before", Path::new("/x"));
+        st.status = Status::Running;
+        st.detached = true;
+        (st.pid, st.supervisor) = (me, me);
+        st.pid_start = crate::process::start_time(me).unwrap();
+        st.supervisor_start = st.pid_start;
+        st.boot_id = "another boot".into();
+        fs::write(dir.join(STATE), st.to_json()).unwrap();
+        let found = store.find("before").unwrap();
+        assert!(!found.supervised(), "taken for live");
+        // Swept as a container whose monitor is gone; SIGKILL to the PID
+        // would have ended this test.
+        assert_eq!(store.sweep(&crate::kernel::Missing::default()), ["before"]);
+        let st = store.find("before").unwrap().state.unwrap();
+        assert_eq!((st.status, st.exit), (Status::Stopped, None));
         let _ = fs::remove_dir_all(store.root());
     }
 

@@ -80,6 +80,8 @@ pub struct State {
     /// after, and its start time.
     pub supervisor: i32,
     pub supervisor_start: u64,
+    /// The boot the PIDs and start times above belong to.
+    pub boot_id: String,
     /// `--name` was given (the ID is then the name).
     pub named: bool,
     /// Started with `-d`: the entry stays after the container ends, until
@@ -109,12 +111,20 @@ impl State {
             cgroup_parents_made: Vec::new(),
             supervisor: me,
             supervisor_start: 0,
+            boot_id: crate::process::boot_id().to_string(),
             named: false,
             detached: false,
             auto_remove: false,
             exit: None,
             spec: Recorded::default(),
         }
+    }
+
+    /// Whether its PIDs are of this boot: after a restart of the host
+    /// (a /run that is not a tmpfs keeps the store), none of them is the
+    /// container's, whatever process has them now.
+    pub fn this_boot(&self) -> bool {
+        self.boot_id.is_empty() || self.boot_id == crate::process::boot_id()
     }
 
     /// "running", "exited (0)", "killed by signal 9 (SIGKILL)", ...; what
@@ -164,6 +174,7 @@ impl State {
                 "supervisorStart".into(),
                 Value::number(self.supervisor_start),
             ),
+            ("bootId".into(), s(&self.boot_id)),
             ("named".into(), b(self.named)),
             ("detached".into(), b(self.detached)),
             ("autoRemove".into(), b(self.auto_remove)),
@@ -290,6 +301,11 @@ impl State {
                 .get("supervisorStart")
                 .and_then(Value::as_u64)
                 .unwrap_or(0),
+            boot_id: v
+                .get("bootId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             named: flag("named"),
             detached: flag("detached"),
             auto_remove: flag("autoRemove"),

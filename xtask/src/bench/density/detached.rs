@@ -141,8 +141,7 @@ fn stop_all(store: &Store, started: &[Started]) -> f64 {
             // The monitors are our children now (we are a subreaper).
             // SAFETY: waitpid without a status pointer.
             let gone = c.monitor <= 0
-                || unsafe { libc::waitpid(c.monitor, std::ptr::null_mut(), libc::WNOHANG) }
-                    != 0;
+                || unsafe { libc::waitpid(c.monitor, std::ptr::null_mut(), libc::WNOHANG) } != 0;
             !(gone && store.find(&c.name).is_err())
         });
         std::thread::sleep(Duration::from_millis(2));
