@@ -14,7 +14,7 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use crate::cgroup::{CgroupFs, Layout, RealFs};
+use crate::cgroup::{read_or_empty, CgroupFs, Layout, RealFs};
 use crate::error::{Error, Result};
 use crate::namespaces::Kind;
 use crate::plan::exec::{build_exec, Joined, Process};
@@ -187,7 +187,6 @@ fn joined_pid_namespace(state: &State) -> Result<OwnedFd> {
 /// already there: the container's own cgroups when it has limits, else
 /// wherever its PID 1 is (the caller's, when it started).
 fn join_cgroups(state: &State, pid: i32) -> Result<()> {
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::os("read /proc/self/mountinfo", &e))?;
     let theirs = std::fs::read_to_string(format!("/proc/{}/cgroup", state.pid))
@@ -195,8 +194,8 @@ fn join_cgroups(state: &State, pid: i32) -> Result<()> {
     let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .map_err(|e| Error::os(format_args!("read /proc/{pid}/cgroup"), &e))?;
     still_pid_one(state)?;
-    let theirs = Layout::parse(&mountinfo, &theirs, read);
-    let ours = Layout::parse(&mountinfo, &ours, read);
+    let theirs = Layout::parse(&mountinfo, &theirs, read_or_empty);
+    let ours = Layout::parse(&mountinfo, &ours, read_or_empty);
     for h in &theirs.hierarchies {
         let here = ours
             .hierarchies

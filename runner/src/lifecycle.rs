@@ -136,7 +136,8 @@ pub fn wait(store: &Store, id: &str) -> Result<Option<Exit>> {
     // The monitor holds the lock until it has recorded the end.
     match store::lock_dir(&found.dir, libc::LOCK_SH) {
         Ok(lock) => drop(lock),
-        Err(_) => return Err(Error::new(format!("{id}: removed before it ended"))),
+        // --rm: the entry went with the end, its status with it.
+        Err(_) => return Err(Error::new(format!("{id}: removed as it ended (--rm)"))),
     }
     // A monitor that was killed recorded nothing: the sweep does.
     store.sweep(&crate::kernel::Missing::default());
