@@ -330,7 +330,10 @@ pub fn a_detached_container_survives_its_shell_and_terminal(env: &Env) -> R {
 /// status.
 pub fn attach_takes_the_terminal_and_lets_go(env: &Env) -> R {
     let d = env.detach(&["-t"], &["sh"])?;
-    let session = |keys: &[&[u8]], want: &str| -> Result<(i32, String), String> {
+    // Each step: keys to type, then what to wait for on the screen before
+    // the next (^P ^Q only once the shell has answered: typed earlier,
+    // the terminal may not be raw yet, and its flow control eats ^Q).
+    let session = |steps: &[(&[u8], &str)]| -> Result<(i32, String), String> {
         let terminal = host::Terminal::open()?;
         let mut cmd = env.husk_command(&["attach", &d.id]);
         terminal.attach(&mut cmd, 3);
@@ -349,14 +352,13 @@ pub fn attach_takes_the_terminal_and_lets_go(env: &Env) -> R {
         });
         let mut input = master;
         let mut screen = String::new();
-        for k in keys {
-            input.write_all(k).map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let start = Instant::now();
-        while !screen.contains(want) && start.elapsed() < Duration::from_secs(10) {
-            if let Ok(b) = rx.recv_timeout(Duration::from_millis(50)) {
-                screen.push_str(&String::from_utf8_lossy(&b));
+        for (keys, want) in steps {
+            input.write_all(keys).map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            while !screen.contains(want) && start.elapsed() < Duration::from_secs(20) {
+                if let Ok(b) = rx.recv_timeout(Duration::from_millis(50)) {
+                    screen.push_str(&String::from_utf8_lossy(&b));
+                }
             }
         }
         let out = collect(child, Duration::from_secs(20))?;
@@ -365,14 +367,14 @@ pub fn attach_takes_the_terminal_and_lets_go(env: &Env) -> R {
         }
         Ok((out.status, screen))
     };
-    let (status, screen) = session(&[b"echo hi-$((6*7))\n", b"\x10\x11"], "hi-42")?;
+    let (status, screen) = session(&[(b"echo hi-$((6*7))\n", "hi-42"), (b"\x10\x11", "")])?;
     check(status == 0 && screen.contains("hi-42"), || {
         format!("first attach: status {status}\n{screen}")
     })?;
     check(d.status() == "running", || {
         format!("^P ^Q ended it: {}", d.status())
     })?;
-    let (status, screen) = session(&[b"exit 5\n"], "exit 5")?;
+    let (status, screen) = session(&[(b"exit 5\n", "")])?;
     check(status == 5, || {
         format!("second attach: status {status}\n{screen}")
     })?;
