@@ -104,7 +104,6 @@ impl Store {
         let hidden = self
             .root
             .join(format!(".new-{}-{}", state.id, unsafe { libc::getpid() }));
-        let _ = fs::remove_dir(&hidden);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&hidden)
@@ -186,6 +185,7 @@ impl Store {
     /// ones, whose supervisor cleaned up before it ended.
     pub fn sweep(&self, missing: &crate::kernel::Missing) -> Vec<String> {
         let mut ended = Vec::new();
+        self.sweep_hidden();
         for id in self.ids() {
             let dir = self.root.join(&id);
             // Without taking a lock where there is nothing to do.
@@ -218,6 +218,23 @@ impl Store {
             ended.push(id);
         }
         ended
+    }
+}
+
+impl Store {
+    /// Entries whose maker died between making and placing them (a
+    /// runner killed there): empty, hidden, held by nobody.
+    fn sweep_hidden(&self) {
+        let Ok(dir) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in dir.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".new-")
+                && lock_dir(&e.path(), libc::LOCK_EX | libc::LOCK_NB).is_ok()
+            {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
     }
 }
 

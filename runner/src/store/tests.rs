@@ -47,8 +47,10 @@ fn the_sweep_ends_what_nobody_holds() {
     let dir = store.root.join("torn");
     fs::create_dir(&dir).unwrap();
     fs::write(dir.join(STATE), "{\"ociVersion\": \"1.").unwrap();
-    // And one whose maker died before writing anything.
+    // And one whose maker died before writing anything, and one before
+    // placing it.
     fs::create_dir(store.root.join("bare")).unwrap();
+    fs::create_dir(store.root.join(".new-hidden-1")).unwrap();
     // A detached container stays, stopped, its status unknown, with
     // its log.
     let dir = store.root.join("daemon");
@@ -64,6 +66,7 @@ fn the_sweep_ends_what_nobody_holds() {
     let mut ids = store.ids();
     ids.sort();
     assert_eq!(ids, ["daemon", "torn"], "the torn one stays, for ps and rm");
+    assert!(!store.root.join(".new-hidden-1").exists());
     remove_entry(&store.root.join("torn"));
     let found = store.find("daemon").unwrap();
     let st = found.state.unwrap();
