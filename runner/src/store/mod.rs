@@ -223,15 +223,22 @@ impl Store {
 
 impl Store {
     /// Entries whose maker died between making and placing them (a
-    /// runner killed there): empty, hidden, held by nobody.
+    /// runner killed there): empty, hidden, named `.new-ID-PID` after a
+    /// maker that is gone. (Not "held by nobody": a live maker has not
+    /// locked its entry yet between its mkdir and its flock.)
     fn sweep_hidden(&self) {
         let Ok(dir) = fs::read_dir(&self.root) else {
             return;
         };
         for e in dir.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".new-")
-                && lock_dir(&e.path(), libc::LOCK_EX | libc::LOCK_NB).is_ok()
-            {
+            let name = e.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".new-")) else {
+                continue;
+            };
+            let maker = rest.rsplit_once('-').and_then(|(_, pid)| pid.parse::<i32>().ok());
+            // SAFETY: kill(2) with signal 0 only checks that the PID exists.
+            let gone = maker.is_some_and(|pid| unsafe { libc::kill(pid, 0) } != 0);
+            if gone && lock_dir(&e.path(), libc::LOCK_EX | libc::LOCK_NB).is_ok() {
                 let _ = fs::remove_dir(e.path());
             }
         }

@@ -50,7 +50,11 @@ fn the_sweep_ends_what_nobody_holds() {
     // And one whose maker died before writing anything, and one before
     // placing it.
     fs::create_dir(store.root.join("bare")).unwrap();
-    fs::create_dir(store.root.join(".new-hidden-1")).unwrap();
+    fs::create_dir(store.root.join(".new-hidden-2147483646")).unwrap();
+    // One being made right now, by a live process (this one) that has
+    // not locked it yet, stays.
+    let making = store.root.join(format!(".new-x-{}", std::process::id()));
+    fs::create_dir(&making).unwrap();
     // A detached container stays, stopped, its status unknown, with
     // its log.
     let dir = store.root.join("daemon");
@@ -66,7 +70,9 @@ fn the_sweep_ends_what_nobody_holds() {
     let mut ids = store.ids();
     ids.sort();
     assert_eq!(ids, ["daemon", "torn"], "the torn one stays, for ps and rm");
-    assert!(!store.root.join(".new-hidden-1").exists());
+    assert!(!store.root.join(".new-hidden-2147483646").exists());
+    assert!(making.exists());
+    fs::remove_dir(&making).unwrap();
     remove_entry(&store.root.join("torn"));
     let found = store.find("daemon").unwrap();
     let st = found.state.unwrap();
