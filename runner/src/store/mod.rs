@@ -235,7 +235,9 @@ impl Store {
             let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".new-")) else {
                 continue;
             };
-            let maker = rest.rsplit_once('-').and_then(|(_, pid)| pid.parse::<i32>().ok());
+            let maker = rest
+                .rsplit_once('-')
+                .and_then(|(_, pid)| pid.parse::<i32>().ok());
             // SAFETY: kill(2) with signal 0 only checks that the PID exists.
             let gone = maker.is_some_and(|pid| unsafe { libc::kill(pid, 0) } != 0);
             if gone && lock_dir(&e.path(), libc::LOCK_EX | libc::LOCK_NB).is_ok() {
