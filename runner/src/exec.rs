@@ -77,7 +77,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
             seccomp: state.spec.seccomp,
             pretend: req.missing.for_shim(),
         },
-    );
+    )?;
     let mut pty = if req.tty {
         Some(tty::Pty::open()?)
     } else {

@@ -125,7 +125,7 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         ),
         None => None,
     };
-    let plan = plan::build(&spec, &layout, console.as_deref(), &root);
+    let plan = plan::build(&spec, &layout, console.as_deref(), &root)?;
     let shim = crate::shim::Shim::open(&spec.shim, &spec.missing)?;
     let mask = signals::block()?;
     let slave: Option<OwnedFd> = pty.as_mut().and_then(|p| p.slave.take());

@@ -415,7 +415,14 @@ pub(crate) struct TempRootfs {
 
 impl TempRootfs {
     pub(crate) fn new(env: &Env, tag: &str) -> Result<TempRootfs, String> {
-        let base = std::env::temp_dir().join(format!("husk-{tag}-{}", std::process::id()));
+        // Beside the test rootfs, not in /tmp: a nodev /tmp (the VMs'
+        // is) would make the scenarios that show a node opening where
+        // husk allows it fail for a reason of the host's.
+        let base = env
+            .rootfs
+            .parent()
+            .unwrap_or(Path::new("/tmp"))
+            .join(format!("husk-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&base);
         let dir = base.join("rootfs");
         let outside = base.join("outside");

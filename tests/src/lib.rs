@@ -65,6 +65,7 @@ macro_rules! for_each_scenario {
             capability_flags_change_the_set,
             device_nodes_a_container_makes_do_not_open,
             seccomp_refuses_with_eperm_and_programs_still_work,
+            seccomp_allow_list_follows_the_capabilities,
             masked_and_read_only_paths,
             sys_fs_cgroup_is_the_containers_own_and_read_only,
             no_controlling_terminal_so_no_tiocsti,

@@ -9,12 +9,14 @@ mod memory;
 mod report;
 mod setup;
 mod startup;
+mod syscalls;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -173,6 +175,10 @@ pub fn main(args: Args) -> crate::Result {
         })
         .collect();
 
+    println!("xtask: bench: seccomp, ns per syscall (husk-probe loop)");
+    let seccomp = syscalls::measure(&setup, args.quick);
+    reap_orphans();
+
     let mut density = Vec::new();
     if !sizes.is_empty() {
         let log_path = setup.dir.join("density.log");
@@ -225,6 +231,7 @@ pub fn main(args: Args) -> crate::Result {
         cannot_run,
         notes,
         peaks,
+        seccomp,
         sizes: sizes_of(&setup),
         density,
         leftovers,
@@ -511,6 +518,14 @@ fn shown_path(p: &Path) -> String {
         .unwrap_or(p)
         .display()
         .to_string()
+}
+
+/// A container id for runc or crun, unique to each run: the leftover check
+/// recognises ours by the prefix.
+fn container_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("husk-bench-{}-{n}", std::process::id())
 }
 
 /// Every process the bench started: a runner's cgroup is named after its

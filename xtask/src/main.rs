@@ -3,6 +3,7 @@
 mod arch;
 mod bench;
 mod dist;
+mod programs;
 mod rootfs;
 mod run;
 mod setup;

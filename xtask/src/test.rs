@@ -47,7 +47,7 @@ pub fn main(args: Args) -> crate::Result {
     if !rootfs.join("bin/busybox").exists() {
         crate::rootfs::build(&rootfs, None)?;
     }
-    let probe = build_probe(crate::arch::native())?;
+    let probe = crate::programs::build_probe(crate::arch::native())?;
     println!("xtask: cargo test --release --workspace");
     let mut child = crate::cargo()
         .args(["test", "--release", "--workspace"])
@@ -92,41 +92,6 @@ pub fn main(args: Args) -> crate::Result {
         failed + vm_failed as u32
     );
     Ok(())
-}
-
-/// The static husk-probe for `a`, which the scenarios run inside containers.
-pub fn build_probe(a: &crate::arch::Arch) -> crate::Result<std::path::PathBuf> {
-    build_static(a, "husk-probe")
-}
-
-/// A static program of the husk-tests package for `a`, checked for being
-/// static and for `a`'s machine: glibc targets are linked statically as
-/// dist links their runners.
-pub fn build_static(a: &crate::arch::Arch, bin: &str) -> crate::Result<std::path::PathBuf> {
-    let mut cargo = crate::cargo();
-    cargo.args([
-        "build",
-        "--quiet",
-        "--release",
-        "-p",
-        "husk-tests",
-        "--bin",
-        bin,
-        "--target",
-        a.triple,
-    ]);
-    a.build_static(&mut cargo);
-    crate::run(&mut cargo)?;
-    let bin = crate::target().join(a.triple).join("release").join(bin);
-    let facts = husk_tests::elf::read(&bin)?;
-    if !facts.is_static() || facts.machine != a.machine {
-        return Err(format!(
-            "{} is not a static {} program: {facts:?}",
-            bin.display(),
-            a.name
-        ));
-    }
-    Ok(bin)
 }
 
 /// The number before `what` in "ok. 25 passed; 0 failed; ...".

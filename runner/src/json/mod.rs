@@ -142,6 +142,13 @@ impl Value {
     }
 }
 
+/// `s` as a JSON string, quotes and escapes included.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    write_str(s, &mut out);
+    out
+}
+
 fn write_str(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {

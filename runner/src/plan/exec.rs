@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use shim::plan::{Encoder, Op};
 
 use super::{Builder, Plan};
+use crate::error::{Error, Result};
 use crate::namespaces::Kind;
 
 /// What of a running container the new process enters: its namespaces
@@ -37,7 +38,7 @@ pub struct Process<'a> {
     pub pretend: u32,
 }
 
-pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Plan {
+pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Result<Plan> {
     let mut b = Builder::default();
     if p.pretend != 0 {
         b.push(Op::Pretend { missing: p.pretend });
@@ -61,8 +62,10 @@ pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Plan {
     if p.no_new_privs {
         b.push(Op::NoNewPrivs);
     }
-    let filter = crate::seccomp::default_filter();
     if p.seccomp {
+        // The container's: the filter follows the capabilities.
+        let filter = crate::seccomp::filter(p.caps)
+            .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         b.push(Op::Seccomp { filter: &filter });
     }
     b.push(Op::Capabilities { keep: p.caps });
@@ -76,7 +79,7 @@ pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Plan {
         argv: Encoder::strs(y, p.argv),
         envp: Encoder::strs(z, p.env),
     });
-    b.finish()
+    Ok(b.finish())
 }
 
 #[cfg(test)]
@@ -104,7 +107,7 @@ mod tests {
             seccomp: true,
             pretend: 0,
         };
-        let plan = build_exec(&joined, &p);
+        let plan = build_exec(&joined, &p).unwrap();
         let steps: Vec<String> = super::super::decode(&plan.bytes)
             .iter()
             .map(describe::op)

@@ -13,6 +13,7 @@ use shim::plan::{ms, Encoder, Op};
 use shim::report::FIRST_PASSED_FD;
 
 use crate::cgroup::{Layout, Version};
+use crate::error::{Error, Result};
 use crate::namespaces::Kind;
 use crate::rootfs::Detached;
 use crate::spec::Spec;
@@ -76,7 +77,12 @@ const NOSUID_NODEV_NOEXEC: u32 = ms::NOSUID | ms::NODEV | ms::NOEXEC;
 
 /// `console`: the pseudo-terminal given to the container, if any. `root`:
 /// the rootfs's detached mount tree (see rootfs.rs).
-pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detached) -> Plan {
+pub fn build(
+    spec: &Spec,
+    layout: &Layout,
+    console: Option<&CStr>,
+    root: &Detached,
+) -> Result<Plan> {
     let mut p = Builder {
         fail_at: spec.fail_at_step,
         ..Builder::default()
@@ -223,8 +229,9 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detach
     }
     // Before the capabilities go: without no_new_privs, installing a filter
     // needs CAP_SYS_ADMIN. The filter allows what follows it.
-    let filter = crate::seccomp::default_filter();
     if sec.seccomp {
+        let filter = crate::seccomp::filter(sec.caps)
+            .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         p.push(Op::Seccomp { filter: &filter });
     }
     p.push(Op::Capabilities { keep: sec.caps });
@@ -241,7 +248,7 @@ pub fn build(spec: &Spec, layout: &Layout, console: Option<&CStr>, root: &Detach
         argv: Encoder::strs(b, &spec.argv),
         envp: Encoder::strs(c, &spec.env),
     });
-    p.finish()
+    Ok(p.finish())
 }
 
 /// /sys/fs/cgroup inside: the host's hierarchies as the container's cgroup

@@ -63,7 +63,7 @@ fn steps(plan: &Plan) -> Vec<String> {
 
 #[test]
 fn the_order_that_matters() {
-    let plan = build(&spec(true, false), &hybrid(), None, &root(&[]));
+    let plan = build(&spec(true, false), &hybrid(), None, &root(&[])).unwrap();
     let ops = decode(&plan.bytes);
     let steps = steps(&plan);
     let pos = |want: &str| {
@@ -99,7 +99,7 @@ fn the_order_that_matters() {
 
 #[test]
 fn without_mount_setattr_each_mount_is_remounted_nodev() {
-    let plan = build(&spec(true, false), &hybrid(), None, &root(&[c"", c"data"]));
+    let plan = build(&spec(true, false), &hybrid(), None, &root(&[c"", c"data"])).unwrap();
     let steps = steps(&plan);
     assert_eq!(steps[3..5], ["make / nodev", "make /data nodev"]);
 }
@@ -108,7 +108,7 @@ fn without_mount_setattr_each_mount_is_remounted_nodev() {
 fn joined_namespaces_are_passed_and_set() {
     let mut s = spec(true, false);
     s.namespaces.join(Kind::Net, "/proc/self/ns/net").unwrap();
-    let plan = build(&s, &hybrid(), None, &root(&[]));
+    let plan = build(&s, &hybrid(), None, &root(&[])).unwrap();
     let ops = decode(&plan.bytes);
     assert_eq!(
         ops[0],
@@ -123,7 +123,7 @@ fn joined_namespaces_are_passed_and_set() {
 
 #[test]
 fn privileged_and_host_network_leave_out_their_steps() {
-    let plan = build(&spec(false, true), &hybrid(), None, &root(&[]));
+    let plan = build(&spec(false, true), &hybrid(), None, &root(&[])).unwrap();
     let steps = steps(&plan);
     assert!(!steps.iter().any(|s| s == "bring up lo"
         || s.starts_with("make /proc")
@@ -142,7 +142,8 @@ fn where_pivot_root_cannot_work_the_root_is_chrooted() {
         &hybrid(),
         None,
         &root(&[]),
-    );
+    )
+    .unwrap();
     let steps = steps(&plan);
     assert!(!steps.iter().any(|s| s == "pivot_root into the rootfs"));
     let chrooted = steps
@@ -159,7 +160,8 @@ fn a_terminal_becomes_the_console_and_the_controlling_tty() {
         &hybrid(),
         Some(c"/dev/pts/7"),
         &root(&[]),
-    );
+    )
+    .unwrap();
     let steps = steps(&plan);
     let pos = |want: &str| {
         steps
@@ -181,7 +183,7 @@ fn a_v2_host_gets_one_read_only_cgroup2() {
         "0::/\n",
         |_| String::new(),
     );
-    let plan = build(&spec(true, false), &v2, None, &root(&[]));
+    let plan = build(&spec(true, false), &v2, None, &root(&[])).unwrap();
     let ops = decode(&plan.bytes);
     let cg: Vec<_> = ops
         .iter()
@@ -195,10 +197,10 @@ fn a_v2_host_gets_one_read_only_cgroup2() {
 
 #[test]
 fn the_failure_knob_inserts_one_failing_step() {
-    let plain = steps(&build(&spec(true, false), &hybrid(), None, &root(&[])));
+    let plain = steps(&build(&spec(true, false), &hybrid(), None, &root(&[])).unwrap());
     let mut s = spec(true, false);
     s.fail_at_step = Some(3);
-    let failing = steps(&build(&s, &hybrid(), None, &root(&[])));
+    let failing = steps(&build(&s, &hybrid(), None, &root(&[])).unwrap());
     assert_eq!(failing.len(), plain.len() + 1);
     assert_eq!(failing[3], "injected failure (HUSK_FAIL_AT_STEP)");
     assert_eq!(failing[4], plain[3]);
@@ -208,7 +210,7 @@ fn the_failure_knob_inserts_one_failing_step() {
 fn the_pretend_knob_reaches_the_shim_first() {
     let mut s = spec(true, false);
     s.missing = Missing::pretend("openat2").unwrap();
-    let plan = build(&s, &hybrid(), None, &root(&[]));
+    let plan = build(&s, &hybrid(), None, &root(&[])).unwrap();
     let ops = decode(&plan.bytes);
     assert_eq!(
         ops[0],
@@ -222,13 +224,17 @@ fn the_pretend_knob_reaches_the_shim_first() {
 fn init_comes_last_before_the_exec() {
     let mut s = spec(true, false);
     s.init = true;
-    let plan = build(&s, &hybrid(), Some(c"/dev/pts/7"), &root(&[]));
+    let plan = build(&s, &hybrid(), Some(c"/dev/pts/7"), &root(&[])).unwrap();
     let ops = decode(&plan.bytes);
     assert_eq!(ops[plan.exec_step - 1], Op::Init { tty: true });
     assert!(matches!(ops[plan.exec_step - 2], Op::Capabilities { .. }));
-    let plain = decode(&build(&spec(true, false), &hybrid(), None, &root(&[])).bytes)
-        .iter()
-        .filter(|op| matches!(op, Op::Init { .. }))
-        .count();
+    let plain = decode(
+        &build(&spec(true, false), &hybrid(), None, &root(&[]))
+            .unwrap()
+            .bytes,
+    )
+    .iter()
+    .filter(|op| matches!(op, Op::Init { .. }))
+    .count();
     assert_eq!(plain, 0);
 }

@@ -4,11 +4,15 @@
 //! and carries the attacks the hardening scenarios try.
 //!
 //! `husk-probe facts`: who and where the process is.
+//! `husk-probe syscalls`: what the seccomp filter answers to each call it decides.
+//! `husk-probe loop SYSCALL N`: nanoseconds per call of a cheap syscall.
 //! Every other word names one probe; see `PROBES`.
 
 mod attack;
 mod facts;
 mod orphans;
+mod syscall_loop;
+mod syscalls;
 
 use std::process::ExitCode;
 
@@ -23,6 +27,8 @@ const PROBES: &[(&str, &str, Probe)] = &[
     ("cgroup-escape", "CANARY", attack::cgroup_escape),
     ("pdeathsig-escape", "", attack::pdeathsig_escape),
     ("orphans", "", orphans::main),
+    ("syscalls", "", syscalls::main),
+    ("loop", "getppid|personality N", syscall_loop::main),
 ];
 
 fn main() -> ExitCode {

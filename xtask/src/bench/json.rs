@@ -1,25 +1,7 @@
 //! Just enough JSON writing for bench.json: no serde for one file.
 
-use std::fmt::Write;
-
 /// A JSON string literal.
-pub fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use runner::json::quote as string;
 
 /// A number, or null when there is none (JSON has no NaN).
 pub fn number(x: Option<f64>) -> String {

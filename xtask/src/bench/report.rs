@@ -7,6 +7,7 @@ use super::density::Density;
 use super::json;
 use super::memory::Peaks;
 use super::startup::{Contender, Measured};
+use super::syscalls::Cost;
 use super::Stats;
 
 pub struct Machine {
@@ -41,6 +42,8 @@ pub struct Report<'a> {
     pub notes: Vec<String>,
     /// The runner's flags, and what they gave.
     pub peaks: Vec<(String, Result<Peaks, String>)>,
+    /// What the seccomp filter costs per syscall.
+    pub seccomp: Result<Cost, String>,
     pub sizes: Vec<Size>,
     pub density: Vec<Density>,
     pub leftovers: Vec<String>,
@@ -265,6 +268,15 @@ impl Report<'_> {
             );
         }
 
+        match &self.seccomp {
+            Ok(cost) => {
+                o.push('\n');
+                o.push_str(&cost.markdown());
+            }
+            Err(e) => {
+                let _ = writeln!(o, "\nSeccomp per syscall: not measured: {e}");
+            }
+        }
         o.push_str("\nBinary sizes:\n\n| binary | bytes | static |\n|---|---:|:-:|\n");
         for s in &self.sizes {
             let st = match s.is_static {
@@ -463,6 +475,13 @@ impl Report<'_> {
             ("startup", json::array(&startup)),
             ("figures", json::array(&figures)),
             ("peak_memory", json::array(&peaks)),
+            (
+                "seccomp_per_syscall",
+                match &self.seccomp {
+                    Ok(cost) => cost.json(),
+                    Err(e) => json::object(&[("error", s(e))]),
+                },
+            ),
             ("sizes", json::array(&sizes)),
             ("density", json::array(&density)),
             ("notes", strings(&self.notes)),

@@ -23,6 +23,8 @@ pub struct Setup {
     pub shim: PathBuf,
     pub floor: PathBuf,
     pub rootfs: PathBuf,
+    /// husk-probe, static, for this machine: its `loop` times syscalls.
+    pub probe: PathBuf,
     /// OCI bundles of the rootfs running /bin/true and /bin/sleep.
     pub bundle_true: PathBuf,
     pub bundle_sleep: PathBuf,
@@ -99,6 +101,7 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
         arch.triple,
     ]))?;
     let floor = crate::target().join(arch.triple).join("release/husk-floor");
+    let probe = crate::programs::build_probe(arch)?;
 
     let dir = crate::target().join("bench");
     let rootfs = dir.join("rootfs");
@@ -107,8 +110,8 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
     }
     let bundle_true = dir.join("bundle-true");
     let bundle_sleep = dir.join("bundle-sleep");
-    write_bundle(&bundle_true, &rootfs, &["/bin/true"])?;
-    write_bundle(&bundle_sleep, &rootfs, &["/bin/sleep", "1000"])?;
+    write_bundle(&bundle_true, &rootfs, &["/bin/true"], None)?;
+    write_bundle(&bundle_sleep, &rootfs, &["/bin/sleep", "1000"], None)?;
 
     let peers = PEERS
         .iter()
@@ -120,19 +123,12 @@ pub fn prepare(install: bool) -> crate::Result<Setup> {
         shim,
         floor,
         rootfs,
+        probe,
         bundle_true,
         bundle_sleep,
         peers,
         layout: Layout::detect(),
     })
-}
-
-fn installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
 /// apt-get install of the peers that are missing; a failure is reported
@@ -141,7 +137,7 @@ fn install_missing_peers() {
     let missing: Vec<&str> = PEERS
         .iter()
         .map(|(p, _)| *p)
-        .filter(|p| !installed(p))
+        .filter(|p| !crate::setup::installed(p))
         .collect();
     if missing.is_empty() {
         return;
@@ -150,18 +146,9 @@ fn install_missing_peers() {
         "xtask: bench: installing {} from Debian (apt-get)",
         missing.join(" ")
     );
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let ok = apt(&["update", "-qq"]) && apt(&[&["install", "-y", "-qq"][..], &missing].concat());
-    if !ok {
+    if let Err(e) = crate::setup::apt_install(&missing) {
         println!(
-            "xtask: bench: could not install {} (not root, or no network?); going on without them",
+            "xtask: bench: could not install {} ({e}; not root, or no network?); going on without them",
             missing.join(" ")
         );
     }
@@ -236,14 +223,27 @@ const OCI_CONFIG: &str = r#"{
 }
 "#;
 
-fn write_bundle(bundle: &Path, rootfs: &Path, args: &[&str]) -> crate::Result {
+/// An OCI bundle of `rootfs` running `args`, with `seccomp` as its
+/// `linux.seccomp` object if given.
+pub fn write_bundle(
+    bundle: &Path,
+    rootfs: &Path,
+    args: &[&str],
+    seccomp: Option<&str>,
+) -> crate::Result {
     let root = rootfs
         .canonicalize()
         .map_err(|e| format!("{}: {e}", rootfs.display()))?;
     let args: Vec<String> = args.iter().map(|a| super::json::string(a)).collect();
-    let config = OCI_CONFIG
+    let mut config = OCI_CONFIG
         .replace("ARGS", &args.join(", "))
         .replace("ROOT", &super::json::string(&root.to_string_lossy()));
+    if let Some(profile) = seccomp {
+        config = config.replace(
+            "\"linux\": {",
+            &format!("\"linux\": {{\n    \"seccomp\": {profile},"),
+        );
+    }
     fs::create_dir_all(bundle).map_err(|e| format!("mkdir {}: {e}", bundle.display()))?;
     let path = bundle.join("config.json");
     fs::write(&path, config).map_err(|e| format!("write {}: {e}", path.display()))

@@ -7,7 +7,6 @@ use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::setup::Setup;
@@ -170,12 +169,10 @@ impl Contender {
     /// (fork, then exec: `pre_exec` rules out posix_spawn), so that what
     /// the harness costs is the same for all and cancels in differences.
     pub fn command(&self) -> Command {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         let mut cmd = Command::new(&self.program);
         for a in &self.args {
             if a == "ID" {
-                let n = NEXT.fetch_add(1, Ordering::Relaxed);
-                cmd.arg(format!("husk-bench-{}-{n}", std::process::id()));
+                cmd.arg(super::container_id());
             } else {
                 cmd.arg(a);
             }

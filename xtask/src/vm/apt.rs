@@ -319,14 +319,6 @@ pub fn unpack(deb: &Path, dir: &Path) -> crate::Result {
     quiet(Command::new("dpkg-deb").arg("-x").arg(deb).arg(dir))
 }
 
-/// Whether the host has `pkg` installed.
-pub fn installed(pkg: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", pkg])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-}
-
 /// Runs `cmd`; on failure, the error names it and carries its stderr.
 fn quiet(cmd: &mut Command) -> crate::Result {
     husk_tests::rootfs::run(cmd)

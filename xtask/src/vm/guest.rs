@@ -43,9 +43,9 @@ impl Builds {
             runner: crate::dist::build(a)?.runner,
             tests: {
                 println!("xtask: {}: building husk-tests", a.name);
-                crate::test::build_static(a, "husk-tests")?
+                crate::programs::build_static(a, "husk-tests")?
             },
-            probe: crate::test::build_probe(a)?,
+            probe: crate::programs::build_probe(a)?,
         };
         self.0.insert(a.name, p.clone());
         Ok(p)

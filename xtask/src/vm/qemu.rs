@@ -83,7 +83,7 @@ pub fn find(a: &Arch) -> crate::Result<Qemu> {
                 let d = &group[0];
                 if d.starts_with("lib")
                     && !wanted.contains(d)
-                    && !group.iter().any(|d| apt::installed(d))
+                    && !group.iter().any(|d| crate::setup::installed(d))
                 {
                     wanted.push(d.clone());
                 }
