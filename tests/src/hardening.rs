@@ -488,15 +488,20 @@ pub fn only_stdio_reaches_the_container(env: &Env) -> R {
                 })
                 .unwrap_or_default()
         };
-        // The shim's memfd goes once the container runs, however slow the
-        // CPU: wait for that.
+        // The setup's fds go once the container runs, and the sweep of the
+        // store opens a few for a moment after: wait, however slow the
+        // CPU, until the list holds still.
         let start = std::time::Instant::now();
-        while fds(r.pid()).iter().any(|l| l.contains("memfd"))
-            && start.elapsed() < Duration::from_secs(10)
-        {
-            std::thread::sleep(Duration::from_millis(5));
+        let mut list = fds(r.pid());
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = fds(r.pid());
+            let settled = now == list && !now.iter().any(|l| l.contains("memfd"));
+            list = now;
+            if settled || start.elapsed() > Duration::from_secs(10) {
+                break;
+            }
         }
-        let list = fds(r.pid());
         counts.push(list.len());
         let rootfs = env.rootfs.display().to_string();
         check(

@@ -25,8 +25,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .filter(|&n| n > 0)
         .ok_or_else(|| format!("{n}: not a number of calls"))?;
     let (nr, arg) = match name.as_str() {
-        "getppid" => (libc::SYS_getppid, 0u64),
-        "personality" => (libc::SYS_personality, 0xffff_ffff_u64),
+        "getppid" => (libc::SYS_getppid, 0 as libc::c_long),
+        // A long, not a u64: on a 32-bit target a u64 takes a register
+        // pair in the variadic syscall(2).
+        "personality" => (libc::SYS_personality, 0xffff_ffff_u32 as libc::c_long),
         other => return Err(format!("{other}: not one of getppid, personality")),
     };
     // SAFETY: getppid takes no arguments; personality(0xffffffff) only

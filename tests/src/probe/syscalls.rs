@@ -284,8 +284,12 @@ fn sys5(nr: libc::c_long, a: u64, b: u64, c: u64, d: u64, e: u64) -> libc::c_lon
 }
 
 /// A raw syscall with full 64-bit arguments: what the high halves hold is
-/// part of what is tested.
+/// part of what is tested. Each goes to `syscall(2)` as a register-wide
+/// `long`: a u64 through the variadic call on a 32-bit target takes a
+/// register pair and shifts every argument after it (armv7's personality
+/// then read garbage), and the high halves do not exist there anyway.
 fn sys6(nr: libc::c_long, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) -> libc::c_long {
+    let [a, b, c, d, e, f] = [a, b, c, d, e, f].map(|x| x as libc::c_long);
     // SAFETY: each call above passes arguments the kernel only reads, NULL
     // or pointers to live locals, and makes no changes the probe relies on.
     unsafe { libc::syscall(nr, a, b, c, d, e, f) }

@@ -135,7 +135,7 @@ grep -q overlay /proc/filesystems && say "overlay is available"
 
 say begin
 cd /
-HUSK_RUNNER=/husk/runner HUSK_ROOTFS=/husk/rootfs /husk/husk-tests $(param tests | tr , ' ') 2>&1 |
+HUSK_RUNNER=/husk/runner HUSK_ROOTFS=/husk/rootfs HUSK_EMULATED=1 /husk/husk-tests $(param tests | tr , ' ') 2>&1 |
     tee /tmp/husk-tests.log
 summary=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed, [0-9]* skipped$/\1 passed, \2 failed/p' \
     /tmp/husk-tests.log | tail -n 1)
