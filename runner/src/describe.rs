@@ -3,10 +3,19 @@
 //! (the report's sub-step, numbered as in shim/src/ops.rs). Only the
 //! failing op is ever described, after the fact: nothing here is on the
 //! start-up path.
+//!
+//! `failure` turns the shim's report into the runner's one line.
 
 use std::ffi::CStr;
 
+use std::ffi::CString;
+
 use shim::plan::{ms, Op};
+use shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
+
+use crate::error::{describe_errno, Error, NOT_EXECUTABLE, NOT_FOUND};
+use crate::plan::Plan;
+use crate::rootfs::Rootfs;
 
 /// "mount proc on /proc", "mask /proc/kcore", ...
 pub fn op(op: &Op<'_>) -> String {
@@ -51,6 +60,9 @@ pub fn op(op: &Op<'_>) -> String {
         Op::Capabilities { .. } => "set the capabilities".into(),
         Op::Fail { .. } => "injected failure (HUSK_FAIL_AT_STEP)".into(),
         Op::Pretend { .. } => "pretend calls are missing".into(),
+        Op::Init { .. } => "start the command under husk's init".into(),
+        Op::SetIds { uid, gid } => format!("become uid {uid}, gid {gid}"),
+        Op::EnterRoot { .. } => "enter the container's root".into(),
         Op::Exec { argv, .. } => format!(
             "exec {}",
             argv.first().map(s).unwrap_or("<empty argv>".into())
@@ -82,9 +94,103 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         Op::PivotRoot => &["fchdir", "pivot_root", "umount2 the old root", "chdir /"],
         Op::ChrootRoot => &["fchdir", "chroot", "chdir /"],
         Op::Capabilities { .. } => &["prctl PR_CAPBSET_DROP", "prctl PR_CAP_AMBIENT", "capset"],
+        Op::Init { .. } => &[
+            "rt_sigprocmask",
+            "fork",
+            "setpgid",
+            "tcsetpgrp",
+            "rt_sigprocmask",
+        ],
+        Op::SetIds { .. } => &["setgroups", "setgid", "setuid"],
+        Op::EnterRoot { .. } => &["fchdir", "chroot", "chdir /"],
         _ => &[],
     };
     calls.get(sub as usize).copied()
+}
+
+/// What a failure is described with: the process being started.
+pub struct Process<'a> {
+    pub shim: &'a crate::shim::Source,
+    pub argv: &'a [CString],
+    pub candidates: &'a [CString],
+    /// For a missing interpreter's name; None for `exec`, whose root the
+    /// runner does not hold.
+    pub rootfs: Option<&'a Rootfs>,
+}
+
+/// One line for a failure inside the container before exec, naming the
+/// step, the system call, its path and the errno.
+pub fn failure(what: &Process<'_>, plan: &Plan, report: Report) -> Error {
+    let errno = report.errno as i32;
+    match report.step {
+        STEP_EXEC_SHIM => Error::new(format!(
+            "exec shim {}: {}",
+            what.shim.describe(),
+            describe_errno(errno)
+        )),
+        STEP_READ_PLAN => Error::new(format!("shim: read plan: {}", describe_errno(errno))),
+        STEP_DECODE_PLAN => {
+            Error::new("shim: refused a malformed plan (runner and shim from different builds?)")
+        }
+        step if step as usize == plan.exec_step => exec_error(what, report),
+        step => {
+            let ops = crate::plan::decode(&plan.bytes);
+            let Some(op) = ops.get(step as usize) else {
+                return Error::new(format!(
+                    "shim: unknown step {step}: {}",
+                    describe_errno(errno)
+                ));
+            };
+            let what = self::op(op);
+            let call = syscall(op, report.sub)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            let why = if errno == libc::ELOOP {
+                ": husk refuses symlinks in the paths it mounts on inside the rootfs"
+            } else {
+                ""
+            };
+            Error::new(format!("{what}{call}: {}{why}", describe_errno(errno)))
+        }
+    }
+}
+
+/// The exec step's failures, with Docker's statuses: 127 not found, 126
+/// not executable. `report.sub` is 1 + the index of the candidate that
+/// exists but answered ENOENT: its ELF interpreter or `#!` program is
+/// missing in the rootfs.
+fn exec_error(what: &Process<'_>, report: Report) -> Error {
+    let errno = report.errno as i32;
+    let cmd = what
+        .argv
+        .first()
+        .map(|a| a.to_string_lossy())
+        .unwrap_or_default();
+    if errno != libc::ENOENT {
+        return Error::new(format!("exec {cmd}: {}", describe_errno(errno)))
+            .with_status(NOT_EXECUTABLE);
+    }
+    let found = (report.sub as usize)
+        .checked_sub(1)
+        .and_then(|i| what.candidates.get(i));
+    if let Some(path) = found {
+        let path = path.to_string_lossy();
+        let missing = what
+            .rootfs
+            .and_then(|r| r.interpreter(&path))
+            .map(|i| format!(" ({i})"))
+            .unwrap_or_default();
+        return Error::new(format!(
+            "exec {cmd}: {path} exists, but the program it needs to run{missing} is missing \
+             in the container"
+        ))
+        .with_status(NOT_FOUND);
+    }
+    if cmd.contains('/') {
+        Error::new(format!("exec {cmd}: {}", describe_errno(errno))).with_status(NOT_FOUND)
+    } else {
+        Error::new(format!("exec {cmd}: not found in the container's PATH")).with_status(NOT_FOUND)
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ impl Host {
     }
 
     /// Where to look for husk-shim when none is built in.
-    fn own_exe(&self) -> Option<&Path> {
+    pub fn own_exe(&self) -> Option<&Path> {
         self.own_exe
             .get_or_init(|| std::env::current_exe().ok())
             .as_deref()
@@ -94,6 +94,12 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     let workdir = args.workdir.unwrap_or_else(|| "/".into());
     if args.tty && args.no_tty {
         return Err(Error::new("--tty and --no-tty contradict each other"));
+    }
+    if args.detach && args.interactive && !args.tty {
+        return Err(Error::new(
+            "-i with -d needs -t: attach types into a detached container's terminal; \
+             without one its stdin is /dev/null",
+        ));
     }
     if !workdir.starts_with('/') {
         return Err(Error::new(format!(
@@ -177,9 +183,11 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         cgroup_parent: args.cgroup_parent,
         shim,
         security,
-        tty: args.tty || (!args.no_tty && host.on_terminal),
+        // Detached, only when asked for: nobody is there to type.
+        tty: args.tty || (!args.no_tty && !args.detach && host.on_terminal),
         pivot,
         parent_death_signal: true,
+        init: args.init,
         fail_at_step,
         missing,
     };
@@ -376,6 +384,22 @@ fn environment(
     if let Some(term) = caller("TERM") {
         env.push(("TERM".into(), term));
     }
+    for (key, value) in env_flags(vars, caller)? {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    env.into_iter()
+        .map(|(k, v)| cstring("--env", &format!("{k}={v}")))
+        .collect()
+}
+
+/// `-e` flags as (KEY, VALUE), in order: `KEY=VALUE`, or `KEY` for the
+/// caller's own value.
+pub fn env_flags(
+    vars: &[String],
+    caller: fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
     for var in vars {
         let (key, value) = match var.split_once('=') {
             Some((k, v)) => (k.to_string(), v.to_string()),
@@ -388,12 +412,9 @@ fn environment(
         if key.is_empty() || key.contains('\0') || value.contains('\0') {
             return Err(Error::new(format!("--env {var}: expected KEY=VALUE")));
         }
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value));
+        out.push((key, value));
     }
-    env.into_iter()
-        .map(|(k, v)| cstring("--env", &format!("{k}={v}")))
-        .collect()
+    Ok(out)
 }
 
 #[cfg(test)]

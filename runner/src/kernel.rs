@@ -53,7 +53,7 @@ impl Call {
 
 /// The calls known to be missing: pretended by the test knob, or found
 /// out when one answered ENOSYS.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Missing(Cell<u32>);
 
 impl Missing {

@@ -1,16 +1,24 @@
 //! husk's runtime as a library: the checks, the plan, the clone, cgroups,
-//! the state store, supervision. The `runner` binary (main.rs, with its
+//! the state store, supervision in the foreground or by a detached
+//! container's monitor, and what acts on a container once it runs (exec,
+//! attach, logs, kill, stop, rm, wait). The `runner` binary (main.rs, with its
 //! command line in cli.rs and front.rs) is one front end; an OCI
 //! config.json reader will be another.
 
+pub mod attach;
 pub mod caps;
 pub mod cgroup;
 pub mod describe;
+pub mod detach;
 pub mod error;
+pub mod exec;
 pub mod fds;
 pub mod hostroot;
 pub mod json;
 pub mod kernel;
+pub mod lifecycle;
+pub mod log;
+pub mod monitor;
 pub mod mountinfo;
 pub mod namespaces;
 pub mod plan;

@@ -1,10 +1,14 @@
 //! husk's runner: the command-line front end of the library (lib.rs). It
-//! parses the flags (cli.rs), reads the host facts they need and builds
-//! the container's spec (front.rs), and runs it in the foreground.
+//! parses the flags (cli/), reads the host facts they need and builds the
+//! container's spec (front.rs), and runs it, in the foreground or
+//! detached; the other commands act on containers in the state store
+//! (commands.rs).
 
 mod cli;
+mod commands;
 mod front;
 
+use cli::Command;
 use runner::error::{Error, Result};
 
 fn main() {
@@ -25,14 +29,24 @@ fn run() -> Result<i32> {
                 .map_err(|a| Error::new(format!("argument {a:?} is not UTF-8")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let args = match cli::parse(&argv) {
-        cli::Parsed::Run(args) => args,
+    let command = match cli::parse(&argv) {
+        cli::Parsed::Run(command) => command,
         cli::Parsed::Exit(text) => {
             println!("{text}");
             return Ok(0);
         }
         cli::Parsed::Error(e) => return Err(Error::new(e)),
     };
-    let (spec, store_root) = front::spec(*args, &front::Host::read())?;
-    runner::run::foreground(spec, &store_root)
+    match command {
+        Command::Run(args) => commands::run(*args),
+        Command::Ps(a) => commands::ps(a),
+        Command::Logs(a) => commands::logs(a),
+        Command::Attach(a) => commands::attach(a),
+        Command::Exec(a) => commands::exec(a),
+        Command::Stop(a) => commands::stop(a),
+        Command::Kill(a) => commands::kill(a),
+        Command::Rm(a) => commands::rm(a),
+        Command::Inspect(a) => commands::inspect(a),
+        Command::Wait(a) => commands::wait(a),
+    }
 }

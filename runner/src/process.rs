@@ -15,8 +15,34 @@ pub fn start_time(pid: i32) -> Option<u64> {
     let stat = std::str::from_utf8(&buf[..n]).ok()?;
     // comm may hold spaces and parentheses: the fields follow the last ')'.
     let (_, rest) = stat.rsplit_once(')')?;
-    // rest starts at field 3 (state); field 22 is the 20th after it.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // rest starts at field 3 (state); field 22 is the 20th after it. A
+    // zombie has ended: only its parent's wait is left of it.
+    let mut fields = rest.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// This boot's ID (/proc/sys/kernel/random/boot_id), read once: a PID
+/// and start time written down before the host restarted mean nothing
+/// now, however well they match a process of this boot.
+pub fn boot_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// The children of `pid`.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
 /// Sends `sig` to `pid` if it is still the process that started at

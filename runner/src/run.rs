@@ -1,25 +1,107 @@
-//! A container in the foreground: registered in the state store, set up,
-//! supervised until PID 1 ends, cleaned up, its exit status returned.
-//! The order here is the order of a start; each piece is its own module.
+//! A container's start, and its end: registered in the state store, set
+//! up, running; then, once its PID 1 has ended, cleaned up and its status
+//! recorded. The order here is the order of a start; each piece is its
+//! own module. `foreground` supervises it from the runner; a detached
+//! container is supervised by its monitor (detach.rs).
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
-
 use crate::cgroup::{self, Cgroup, Layout};
-use crate::error::{describe_errno, Error, Result, NOT_EXECUTABLE, NOT_FOUND};
+use crate::error::{Error, Result};
+use crate::signals::{Exit, Mask};
 use crate::spec::Spec;
-use crate::store::{State, Status, Store};
+use crate::store::{Entry, Recorded, State, Status, Store};
 use crate::{describe, fds, plan, process, signals, spawn, tty};
+
+/// How the container is run, beyond what it is (the Spec).
+#[derive(Default)]
+pub struct Options {
+    /// `-d`: its entry stays after it ends, until `rm` (or `auto_remove`).
+    pub detached: bool,
+    pub auto_remove: bool,
+    /// The ID is a name the user gave.
+    pub named: bool,
+    /// What the container's fds 0, 1 and 2 are (the pty's slave when it
+    /// has a terminal); None: the runner's own.
+    pub stdio: [Option<RawFd>; 3],
+}
+
+/// A container set up and running.
+pub struct Started {
+    pub pid: i32,
+    pub entry: Entry,
+    pub cgroup: Option<Cgroup>,
+    pub pty: Option<tty::Pty>,
+    pub mask: Mask,
+    memory: Option<u64>,
+}
 
 /// Runs the container `spec` describes until its PID 1 ends; returns the
 /// exit status the runner should end with.
-pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
+pub fn foreground(spec: Spec, store_root: &Path, opts: &Options) -> Result<i32> {
+    let store = Store::open(store_root)?;
+    let missing = spec.missing.clone();
+    let started = start(spec, &store, opts)?;
+    // Containers whose runner was killed are ended now, off the start-up
+    // path of this one.
+    store.sweep(&missing);
+    let raw = started.pty.as_ref().map(|_| tty::RawMode::enter());
+    let exit = signals::supervise(started.pid, &started.mask, started.pty.as_ref());
+    drop(raw);
+    if let Some(notice) = started.finish(exit) {
+        eprintln!("runner: {notice}");
+    }
+    Ok(exit.status())
+}
+
+/// What the state store keeps of a spec.
+fn record(spec: &Spec) -> Recorded {
+    let text = |c: &CString| c.to_string_lossy().into_owned();
+    let l = &spec.limits;
+    let limits = [
+        ("--memory", l.memory.map(|v| v.to_string())),
+        (
+            "--memory-swap",
+            l.memory_swap
+                .map(|v| v.map_or("-1".into(), |b| b.to_string())),
+        ),
+        ("--cpu-quota-us", l.cpu_quota_us.map(|v| v.to_string())),
+        ("--cpu-shares", l.cpu_shares.map(|v| v.to_string())),
+        ("--cpuset", l.cpuset.clone()),
+        ("--pids", l.pids.map(|v| v.to_string())),
+    ];
+    Recorded {
+        argv: spec.argv.iter().map(text).collect(),
+        env: spec.env.iter().map(text).collect(),
+        hostname: text(&spec.hostname),
+        workdir: text(&spec.workdir),
+        tty: spec.tty,
+        init: spec.init,
+        caps: spec.security.caps,
+        no_new_privs: spec.security.no_new_privs,
+        seccomp: spec.security.seccomp,
+        privileged: spec.security.privileged,
+        pivot: spec.pivot,
+        limits: limits
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?)))
+            .collect(),
+    }
+}
+
+/// Registers, sets up and starts the container; returns once its program
+/// runs, or with the setup's error, leaving nothing behind.
+pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     // Whatever we inherited must not reach the container (CVE-2024-21626).
     fds::cloexec_from(3, &spec.missing)?;
-    let store = Store::open(store_root)?;
-    let mut entry = store.create(State::new(&spec.id, spec.rootfs.path()))?;
+    let mut state = State::new(&spec.id, spec.rootfs.path());
+    state.named = opts.named;
+    state.detached = opts.detached;
+    state.auto_remove = opts.auto_remove;
+    state.spec = record(&spec);
+    let mut entry = store.create(state)?;
     let sec = &spec.security;
     let everywhere = sec.may_mount();
     // Without limits (and unable to mount) the container gets no cgroup
@@ -46,14 +128,19 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
     let plan = plan::build(&spec, &layout, console.as_deref(), &root)?;
     let shim = crate::shim::Shim::open(&spec.shim, &spec.missing)?;
     let mask = signals::block()?;
-    let slave = pty.as_mut().and_then(|p| p.slave.take());
+    let slave: Option<OwnedFd> = pty.as_mut().and_then(|p| p.slave.take());
+    let stdio = match &slave {
+        Some(s) => [Some(s.as_raw_fd()); 3],
+        None => opts.stdio,
+    };
     let mut container = spawn::clone_shim(&spawn::Launch {
         shim: &shim,
         clone_flags: spec.namespaces.clone_flags(),
         mask: &mask,
-        stdio: slave.as_ref(),
+        stdio,
         passed: &plan.passed,
         parent_death_signal: spec.parent_death_signal,
+        pid_namespace: None,
     })?;
     // The master reads EIO once the container's side is closed, which it
     // cannot be while we hold a copy.
@@ -84,6 +171,7 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
     }
     entry.state.pid = container.pid;
     entry.state.pid_start = process::start_time(container.pid).unwrap_or(0);
+    entry.state.supervisor_start = process::start_time(entry.state.supervisor).unwrap_or(0);
     entry.state.status = Status::Running;
     if let Err(e) = entry.save() {
         container.kill_and_reap();
@@ -99,101 +187,57 @@ pub fn foreground(spec: Spec, store_root: &Path) -> Result<i32> {
     container.send_plan(&plan.bytes);
     if let Some(report) = container.read_report() {
         container.kill_and_reap();
-        return Err(setup_error(&spec, &plan, report));
+        let what = describe::Process {
+            shim: &spec.shim,
+            argv: &spec.argv,
+            candidates: &spec.candidates,
+            rootfs: Some(&spec.rootfs),
+        };
+        return Err(describe::failure(&what, &plan, report));
     }
     // Nothing of the setup stays open while the container runs.
     drop((shim, root, spec.rootfs, spec.namespaces));
-    // Containers whose runner was killed are ended now, off the start-up
-    // path of this one.
-    store.sweep(&spec.missing);
+    Ok(Started {
+        pid: container.pid,
+        entry,
+        cgroup,
+        pty,
+        mask,
+        memory: spec.limits.memory,
+    })
+}
 
-    let raw = pty.as_ref().map(|_| tty::RawMode::enter());
-    let exit = signals::supervise(container.pid, &mask, pty.as_ref());
-    drop(raw);
-    if let Some(cg) = &cgroup {
-        if exit == signals::Exit::Signal(libc::SIGKILL) && cg.oom_kills() > 0 {
-            let limit = spec
-                .limits
-                .memory
+impl Started {
+    /// After PID 1 has ended: its cgroup removed, its end recorded (a
+    /// detached container's entry stays until `rm`, unless it was started
+    /// with `--rm`), its entry released. Returns what the user should be
+    /// told beyond the status: that the OOM killer ended it.
+    pub fn finish(self, exit: Exit) -> Option<String> {
+        let Started {
+            mut entry,
+            cgroup,
+            memory,
+            ..
+        } = self;
+        // 137 from husk's init too, whose child the OOM killer ended.
+        let oom = exit.status() == 128 + libc::SIGKILL
+            && cgroup.as_ref().is_some_and(|cg| cg.oom_kills() > 0);
+        let notice = oom.then(|| {
+            let limit = memory
                 .map(|m| format!(" ({} MiB)", m >> 20))
                 .unwrap_or_default();
-            eprintln!("runner: the container hit its memory limit{limit}: the kernel's OOM killer ended it");
+            format!("the container hit its memory limit{limit}: the kernel's OOM killer ended it")
+        });
+        // The cgroup goes first, then the entry that would let a later
+        // command finish the job if this one were killed now.
+        drop(cgroup);
+        if entry.state.detached && !entry.state.auto_remove {
+            entry.state.status = Status::Stopped;
+            entry.state.exit = Some(exit);
+            if entry.save().is_ok() {
+                entry.keep();
+            }
         }
-    }
-    // The cgroup goes first, then the entry that would let a later
-    // command finish the job if this one were killed now.
-    drop(cgroup);
-    drop(entry);
-    Ok(exit.status())
-}
-
-/// One line for a failure inside the container before exec, naming the
-/// step, the system call, its path and the errno.
-fn setup_error(spec: &Spec, plan: &plan::Plan, report: Report) -> Error {
-    let errno = report.errno as i32;
-    match report.step {
-        STEP_EXEC_SHIM => Error::new(format!(
-            "exec shim {}: {}",
-            spec.shim.describe(),
-            describe_errno(errno)
-        )),
-        STEP_READ_PLAN => Error::new(format!("shim: read plan: {}", describe_errno(errno))),
-        STEP_DECODE_PLAN => {
-            Error::new("shim: refused a malformed plan (runner and shim from different builds?)")
-        }
-        step if step as usize == plan.exec_step => exec_error(spec, report),
-        step => {
-            let ops = plan::decode(&plan.bytes);
-            let Some(op) = ops.get(step as usize) else {
-                return Error::new(format!(
-                    "shim: unknown step {step}: {}",
-                    describe_errno(errno)
-                ));
-            };
-            let what = describe::op(op);
-            let call = describe::syscall(op, report.sub)
-                .map(|c| format!(": {c}"))
-                .unwrap_or_default();
-            let why = if errno == libc::ELOOP {
-                ": husk refuses symlinks in the paths it mounts on inside the rootfs"
-            } else {
-                ""
-            };
-            Error::new(format!("{what}{call}: {}{why}", describe_errno(errno)))
-        }
-    }
-}
-
-/// The exec step's failures, with Docker's statuses: 127 not found, 126
-/// not executable. `report.sub` is 1 + the index of the candidate that
-/// exists but answered ENOENT: its ELF interpreter or `#!` program is
-/// missing in the rootfs.
-fn exec_error(spec: &Spec, report: Report) -> Error {
-    let errno = report.errno as i32;
-    let cmd = spec.argv[0].to_string_lossy();
-    if errno != libc::ENOENT {
-        return Error::new(format!("exec {cmd}: {}", describe_errno(errno)))
-            .with_status(NOT_EXECUTABLE);
-    }
-    let found = (report.sub as usize)
-        .checked_sub(1)
-        .and_then(|i| spec.candidates.get(i));
-    if let Some(path) = found {
-        let path = path.to_string_lossy();
-        let missing = spec
-            .rootfs
-            .interpreter(&path)
-            .map(|i| format!(" ({i})"))
-            .unwrap_or_default();
-        return Error::new(format!(
-            "exec {cmd}: {path} exists, but the program it needs to run{missing} is missing \
-             in the container"
-        ))
-        .with_status(NOT_FOUND);
-    }
-    if cmd.contains('/') {
-        Error::new(format!("exec {cmd}: {}", describe_errno(errno))).with_status(NOT_FOUND)
-    } else {
-        Error::new(format!("exec {cmd}: not found in the container's PATH")).with_status(NOT_FOUND)
+        notice
     }
 }

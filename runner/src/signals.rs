@@ -56,6 +56,29 @@ pub fn block() -> crate::error::Result<Mask> {
     Ok(Mask { empty, signals })
 }
 
+impl Mask {
+    /// The signalfd, to poll.
+    pub fn fd(&self) -> i32 {
+        self.signals.as_raw_fd()
+    }
+
+    /// The next signal received, with its si_code; None if there is none.
+    pub fn next(&self) -> Option<(i32, i32)> {
+        // SAFETY: a signalfd read fills whole signalfd_siginfo records.
+        let mut info = unsafe { MaybeUninit::<libc::signalfd_siginfo>::zeroed().assume_init() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reads into `info`, which has `size` bytes.
+        let n = unsafe {
+            libc::read(
+                self.fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        };
+        (n == size as isize).then_some((info.ssi_signo as i32, info.ssi_code))
+    }
+}
+
 /// How PID 1 ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -74,12 +97,14 @@ impl Exit {
 }
 
 pub fn supervise(pid: i32, mask: &Mask, pty: Option<&Pty>) -> Exit {
-    let sfd = mask.signals.as_raw_fd();
+    let sfd = mask.fd();
     let master = pty.map(|p| p.master.as_raw_fd());
     let (mut stdin_open, mut master_open) = (master.is_some(), master.is_some());
     // The signal we killed PID 1 for, standing in for the default action the
     // kernel does not take on a namespace's init.
     let mut killed_for = None;
+    // Whether the last byte typed ended a line, for the end of input.
+    let mut mid_line = false;
     loop {
         if let Some(exit) = reap(pid, killed_for) {
             if let Some(m) = master.filter(|_| master_open) {
@@ -109,27 +134,34 @@ pub fn supervise(pid: i32, mask: &Mask, pty: Option<&Pty>) -> Exit {
             continue; // EINTR
         }
         if fds[0].revents & libc::POLLIN != 0 {
-            // SAFETY: a signalfd read fills whole signalfd_siginfo records.
-            let mut info = unsafe { MaybeUninit::<libc::signalfd_siginfo>::zeroed().assume_init() };
-            let size = std::mem::size_of::<libc::signalfd_siginfo>();
-            // SAFETY: reads into `info`, which has `size` bytes.
-            if unsafe { libc::read(sfd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) }
-                == size as isize
-            {
-                match info.ssi_signo as i32 {
-                    libc::SIGCHLD => {}
-                    libc::SIGWINCH => {
-                        if let Some(p) = pty {
-                            p.resize();
-                        }
+            match mask.next() {
+                Some((libc::SIGCHLD, _)) | None => {}
+                Some((libc::SIGWINCH, _)) => {
+                    if let Some(p) = pty {
+                        p.resize();
                     }
-                    sig => forward(pid, sig, info.ssi_code, &mut killed_for),
                 }
+                Some((sig, code)) => forward(pid, sig, code, &mut killed_for),
             }
         }
         if let Some(m) = master {
             if fds[1].revents != 0 {
-                stdin_open = crate::tty::relay(0, m);
+                let input = pty.map(|p| p.relay_input(0)).unwrap_or_default();
+                stdin_open = input.open;
+                if let Some(b) = input.last {
+                    mid_line = b != b'\n';
+                }
+                if let (Some(sig), Some(p)) = (input.signal, pty) {
+                    typed(pid, sig, p, &mut killed_for);
+                }
+                if !stdin_open {
+                    // Not a terminal (a pipe, /dev/null) that has ended:
+                    // the end reaches the program as it would from a
+                    // terminal, ^D.
+                    if let Some(p) = pty {
+                        p.send_eof(mid_line);
+                    }
+                }
             }
             if fds[2].revents != 0 {
                 master_open = crate::tty::relay(m, 1);
@@ -139,7 +171,7 @@ pub fn supervise(pid: i32, mask: &Mask, pty: Option<&Pty>) -> Exit {
 }
 
 /// PID 1's exit, if it has ended.
-fn reap(pid: i32, killed_for: Option<i32>) -> Option<Exit> {
+pub fn reap(pid: i32, killed_for: Option<i32>) -> Option<Exit> {
     let mut status = 0;
     // SAFETY: waitpid on our own child with a valid out pointer.
     let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
@@ -175,7 +207,7 @@ fn drain(master: i32) {
 /// catches is passed on; one it ignores stays ignored; one it would die of
 /// (the default action of every forwarded signal) kills it, and the runner
 /// exits with 128+N as if it had.
-fn forward(pid: i32, sig: i32, code: i32, killed_for: &mut Option<i32>) {
+pub fn forward(pid: i32, sig: i32, code: i32, killed_for: &mut Option<i32>) {
     let (caught, ignored) = dispositions(pid, sig);
     if caught {
         // ^C on a shared terminal reaches PID 1 straight from the kernel
@@ -194,6 +226,8 @@ fn forward(pid: i32, sig: i32, code: i32, killed_for: &mut Option<i32>) {
 }
 
 /// Whether `pid` catches and whether it ignores `sig`, from /proc/PID/status.
+/// A blocked signal counts as caught: the kernel queues it even for a
+/// namespace's init (husk's own, `--init`, waits for every signal so).
 fn dispositions(pid: i32, sig: i32) -> (bool, bool) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let has = |field: &str| {
@@ -203,5 +237,82 @@ fn dispositions(pid: i32, sig: i32) -> (bool, bool) {
             .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
             .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
     };
-    (has("SigCgt:"), has("SigIgn:"))
+    (has("SigCgt:") || has("SigBlk:"), has("SigIgn:"))
+}
+
+/// The signals by name, for `kill -s` and the status lines.
+const NAMES: [(&str, i32); 31] = [
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+/// "SIGTERM", or "signal 40" for one without a name.
+pub fn name(sig: i32) -> String {
+    NAMES
+        .iter()
+        .find(|(_, n)| *n == sig)
+        .map(|(name, _)| format!("SIG{name}"))
+        .unwrap_or_else(|| format!("signal {sig}"))
+}
+
+/// "TERM", "SIGTERM", "sigterm" or "15".
+pub fn parse(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES
+        .iter()
+        .find(|(name, _)| *name == bare)
+        .map(|(_, n)| *n)
+}
+
+/// What the container's terminal did with a byte the user typed: the
+/// line discipline sends ^C's SIGINT (^\'s SIGQUIT) to the terminal's
+/// foreground process group, and when that is PID 1's, the kernel drops
+/// it unless PID 1 has a handler. What a program gets on a plain host, it
+/// gets here: PID 1 is ended as if by the signal. One it catches, it has
+/// had from the kernel; one it ignores stays ignored.
+pub fn typed(pid: i32, sig: i32, pty: &Pty, killed_for: &mut Option<i32>) {
+    // SAFETY: getpgid takes a plain integer.
+    let group = unsafe { libc::getpgid(pid) };
+    if group <= 0 || pty.foreground_group() != Some(group) {
+        return; // a job of PID 1's got it, as on any terminal
+    }
+    let (caught, ignored) = dispositions(pid, sig);
+    if !caught && !ignored {
+        *killed_for = Some(sig);
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 }

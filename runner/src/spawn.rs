@@ -2,7 +2,7 @@
 //! plan, and learn whether it reached exec.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use shim::report::{Report, FIRST_PASSED_FD, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM};
 
@@ -23,13 +23,22 @@ pub struct Launch<'a> {
     /// The namespaces to make (`Namespaces::clone_flags`).
     pub clone_flags: libc::c_int,
     pub mask: &'a Mask,
-    /// The pseudo-terminal that becomes the child's stdin, stdout and
-    /// stderr, if it has one.
-    pub stdio: Option<&'a OwnedFd>,
+    /// What becomes the child's fds 0, 1 and 2 (a pseudo-terminal's
+    /// slave, pipes to a monitor, /dev/null); None: the runner's own.
+    pub stdio: [Option<RawFd>; 3],
     /// fds the plan names, handed on as FIRST_PASSED_FD and up.
     pub passed: &'a [i32],
     /// SIGKILL the child when the runner dies.
     pub parent_death_signal: bool,
+    /// A running container's PID namespace, for `exec`: entered by the
+    /// runner, not by the shim. setns(CLONE_NEWPID) moves only the
+    /// children made afterwards, so whoever enters it must then fork and
+    /// stay between its parent and the child; done here, that fork is the
+    /// clone that starts the shim anyway, and the process exec'd is the
+    /// runner's own child, whose status it reads and to which it passes
+    /// signals, as for `run`. The shim joins every other namespace from
+    /// the plan.
+    pub pid_namespace: Option<RawFd>,
 }
 
 /// Clones the shim into new namespaces; it waits for the plan.
@@ -37,6 +46,16 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
+    if let Some(ns) = launch.pid_namespace {
+        // SAFETY: setns on an fd the caller owns; it changes only the PID
+        // namespace of the children this process makes from now on.
+        if unsafe { libc::setns(ns, libc::CLONE_NEWPID) } != 0 {
+            return Err(Error::os(
+                "setns into the container's PID namespace",
+                &std::io::Error::last_os_error(),
+            ));
+        }
+    }
     let argv = [c"husk-shim".as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
 
@@ -112,9 +131,9 @@ unsafe fn child(
         // would come: it exits without doing anything.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     }
-    if let Some(tty) = launch.stdio {
-        for fd in 0..3 {
-            libc::dup2(tty.as_raw_fd(), fd);
+    for (fd, from) in launch.stdio.iter().enumerate() {
+        if let Some(from) = *from {
+            libc::dup2(from, fd as i32);
         }
     }
     // Every source fd is at or above fds::HELD_BASE, so none of these

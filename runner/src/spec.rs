@@ -37,6 +37,9 @@ pub struct Spec {
     /// PID 1 gets SIGKILL when the process that started it dies (the
     /// foreground run's promise).
     pub parent_death_signal: bool,
+    /// `--init`: the shim stays as PID 1, the command runs as PID 2
+    /// (shim/src/init.rs).
+    pub init: bool,
     /// Tests only: make the shim fail before this step (HUSK_FAIL_AT_STEP).
     pub fail_at_step: Option<usize>,
     /// Kernel calls known (or pretended, HUSK_PRETEND_ENOSYS) to be missing.

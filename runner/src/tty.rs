@@ -83,6 +83,92 @@ impl Pty {
     }
 }
 
+/// What a chunk of typed input held.
+#[derive(Default)]
+pub struct Input {
+    /// false at the end of the input, or on an error.
+    pub open: bool,
+    /// A signal the container's line discipline makes of it (^C, ^\).
+    pub signal: Option<i32>,
+    /// Its last byte.
+    pub last: Option<u8>,
+}
+
+impl Pty {
+    /// The container's terminal settings: on Linux, the master answers
+    /// TCGETS with its slave's.
+    fn termios(&self) -> Option<libc::termios> {
+        // SAFETY: tcgetattr fills a termios.
+        unsafe {
+            let mut t = MaybeUninit::<libc::termios>::zeroed().assume_init();
+            (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then_some(t)
+        }
+    }
+
+    /// Copies typed input from `from` to the container's terminal, and
+    /// says what the terminal will make of it.
+    pub fn relay_input(&self, from: RawFd) -> Input {
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into our own buffer.
+        let n = unsafe { libc::read(from, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            let again =
+                n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+            return Input {
+                open: again,
+                ..Input::default()
+            };
+        }
+        let typed = &buf[..n as usize];
+        Input {
+            open: write_all(self.master.as_raw_fd(), typed),
+            signal: self.termios().and_then(|t| signal_of(&t, typed)),
+            last: typed.last().copied(),
+        }
+    }
+
+    /// Tells the program at the other end that input has ended, as ^D on
+    /// a terminal does in canonical mode (twice after a partial line: the
+    /// first ends the line). A program in raw mode reads bytes, not lines,
+    /// and gets none.
+    pub fn send_eof(&self, mid_line: bool) {
+        let Some(t) = self.termios().filter(|t| t.c_lflag & libc::ICANON != 0) else {
+            return;
+        };
+        let eof = t.c_cc[libc::VEOF];
+        if eof != 0 {
+            let both = [eof, eof];
+            write_all(self.master.as_raw_fd(), &both[..1 + usize::from(mid_line)]);
+        }
+    }
+
+    /// The terminal's foreground process group, as this PID namespace
+    /// numbers it.
+    pub fn foreground_group(&self) -> Option<i32> {
+        // SAFETY: TIOCGPGRP on the master reads the slave's.
+        let g = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
+        (g > 0).then_some(g)
+    }
+}
+
+/// The signal the line discipline sends for `typed` under `t`, if any.
+fn signal_of(t: &libc::termios, typed: &[u8]) -> Option<i32> {
+    if t.c_lflag & libc::ISIG == 0 {
+        return None;
+    }
+    let key = |i: usize| Some(t.c_cc[i]).filter(|&c| c != 0);
+    let (intr, quit) = (key(libc::VINTR), key(libc::VQUIT));
+    typed.iter().rev().find_map(|&b| {
+        if Some(b) == intr {
+            Some(libc::SIGINT)
+        } else if Some(b) == quit {
+            Some(libc::SIGQUIT)
+        } else {
+            None
+        }
+    })
+}
+
 /// The user's terminal in raw mode while it lives; restored when dropped.
 pub struct RawMode {
     saved: Option<libc::termios>,
@@ -122,10 +208,18 @@ pub fn relay(from: RawFd, to: RawFd) -> bool {
     if n <= 0 {
         return n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
     }
+    write_all(to, &buf[..n as usize])
+}
+
+/// Writes all of `bytes` to `to`; false on an error.
+pub fn write_all(to: RawFd, bytes: &[u8]) -> bool {
     let mut done = 0;
-    while done < n as usize {
-        // SAFETY: as above.
-        let w = unsafe { libc::write(to, buf[done..].as_ptr().cast(), n as usize - done) };
+    while done < bytes.len() {
+        // SAFETY: writes from our own buffer.
+        let w = unsafe { libc::write(to, bytes[done..].as_ptr().cast(), bytes.len() - done) };
+        if w < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
         if w <= 0 {
             return false;
         }

@@ -9,6 +9,7 @@
 #![no_main]
 
 mod arch;
+mod init;
 mod mem;
 mod ops;
 

@@ -34,7 +34,7 @@ pub struct Fail {
     pub errno: Errno,
 }
 
-trait At<T> {
+pub trait At<T> {
     /// Marks a failure as the op's system call number `sub`.
     fn at(self, sub: u32) -> Result<T, Fail>;
 }
@@ -205,14 +205,13 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             state.root = None;
             rustix::process::chdir(c"/").at(3)
         }
-        Op::ChrootRoot => {
-            // What runc's --no-pivot and switch_root do. The host tree stays
-            // below the root, reachable only by escaping the chroot, which
-            // takes chroot(2): the runner drops CAP_SYS_CHROOT.
-            rustix::process::fchdir(state.root().at(0)?).at(0)?;
-            state.root = None;
-            rustix::process::chroot(c".").at(1)?;
-            rustix::process::chdir(c"/").at(2)
+        // What runc's --no-pivot and switch_root do. The host tree stays
+        // below the root, reachable only by escaping the chroot, which
+        // takes chroot(2): the runner drops CAP_SYS_CHROOT.
+        Op::ChrootRoot => chroot_into(state),
+        Op::EnterRoot { fd } => {
+            state.root = Some(adopt(fd).at(0)?);
+            chroot_into(state)
         }
         Op::Chdir { path } => rustix::process::chdir(path).at(0),
         Op::Setsid => rustix::process::setsid().map(drop).at(0),
@@ -224,6 +223,13 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
         Op::Seccomp { filter } => seccomp(filter).at(0),
         Op::Capabilities { keep } => capabilities(keep),
         Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)).at(0),
+        Op::Init { tty } => crate::init::start(tty),
+        Op::SetIds { uid, gid } => {
+            use rustix::process::{Gid, Uid};
+            rustix::thread::set_thread_groups(&[]).at(0)?;
+            rustix::thread::set_thread_gid(Gid::from_raw(gid)).at(1)?;
+            rustix::thread::set_thread_uid(Uid::from_raw(uid)).at(2)
+        }
         Op::Pretend { missing } => {
             if missing & missing::OPENAT2 != 0 {
                 NO_OPENAT2.store(true, Ordering::Relaxed);
@@ -236,6 +242,15 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             envp,
         } => exec(candidates, argv, envp),
     }
+}
+
+/// chroot into the root (its fd kept in `state`), which is then closed:
+/// no fd to a directory outside the new root may reach the program.
+fn chroot_into(state: &mut State) -> Result<(), Fail> {
+    rustix::process::fchdir(state.root().at(0)?).at(0)?;
+    state.root = None;
+    rustix::process::chroot(c".").at(1)?;
+    rustix::process::chdir(c"/").at(2)
 }
 
 /// An optional target that does not exist is skipped; nothing else is.

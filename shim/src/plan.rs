@@ -26,7 +26,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 pub const MAGIC: [u8; 4] = *b"HUSK";
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 12;
 /// Bigger than any argv + envp the kernel accepts (ARG_MAX is a quarter of
 /// the stack limit, 2 MiB by default) and small enough to map without worry.
@@ -279,9 +279,23 @@ ops! { 'a;
     /// Treat the kernel features in `missing` (`missing::*`) as absent:
     /// the tests' way to run the fallbacks on a kernel that has them.
     22 => Pretend { missing: u32 },
+    /// Stay as PID 1 (`--init`): fork; the child goes on with the plan
+    /// (the exec) in a process group of its own, made the terminal's
+    /// foreground group with `tty`; this process forwards every signal it
+    /// can catch to the child, reaps every process that ends, and exits
+    /// with the child's status (128+N for signal N). It never execs, so
+    /// it keeps the parent-death signal the runner set.
+    23 => Init { tty: bool },
+    /// `setgroups([])`, `setgid(gid)`, `setuid(uid)`: after
+    /// `Capabilities`, whose bounding set stays; a uid other than 0 loses
+    /// the permitted and effective sets, as the kernel does on setuid.
+    24 => SetIds { uid: u32, gid: u32 },
+    /// `fchdir` to the directory fd the runner handed over (a running
+    /// container's root, for `exec`), then `chroot(".")`.
+    25 => EnterRoot { fd: u32 },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    23 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    26 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.

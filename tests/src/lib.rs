@@ -8,13 +8,17 @@
 //! must be as they were before it ran.
 
 mod cgroups;
+mod detached;
 pub mod elf;
 mod escapes;
 mod exit;
 mod hardening;
 mod harness;
 pub mod host;
+mod init;
 mod kernels;
+mod lifecycle;
+mod lifecycle_failures;
 mod mounts;
 mod namespaces;
 pub mod rootfs;
@@ -80,6 +84,21 @@ macro_rules! for_each_scenario {
             a_name_is_taken_once,
             a_missing_interpreter_is_named,
             fallbacks_keep_the_guarantees_where_calls_are_missing,
+            fifty_detached_containers_are_all_in_ps,
+            logs_follow_a_counter,
+            exec_joins_everything_and_returns_the_status,
+            stop_waits_the_grace_time_then_kills,
+            rm_force_leaves_nothing,
+            a_detached_container_survives_its_shell_and_terminal,
+            attach_takes_the_terminal_and_lets_go,
+            two_rm_at_once_one_removes_the_other_says_so,
+            a_killed_monitor_leaves_nothing,
+            a_truncated_state_file_is_a_clear_answer,
+            init_reaps_orphans,
+            init_still_says_the_oom_killer_ended_it,
+            yes_into_head_ends_as_on_a_host_with_init,
+            ctrl_c_on_a_terminal_ends_pid_one_without_a_handler,
+            a_tty_with_stdin_not_a_terminal_gets_its_end,
         }
     };
 }
@@ -98,7 +117,10 @@ mod all_scenarios {
     pub use crate::escapes::*;
     pub use crate::exit::*;
     pub use crate::hardening::*;
+    pub use crate::init::*;
     pub use crate::kernels::*;
+    pub use crate::lifecycle::*;
+    pub use crate::lifecycle_failures::*;
     pub use crate::mounts::*;
     pub use crate::namespaces::*;
     pub use crate::terminal::*;

@@ -204,6 +204,12 @@ pub fn main(args: Args) -> crate::Result {
                 // Let the kernel finish tearing down the last batch's
                 // namespaces before the next starts.
                 std::thread::sleep(Duration::from_millis(500));
+                if c.name == "husk" {
+                    println!("xtask: bench: density, {n} × {}", density::detached::NAME);
+                    density.push(density::run_detached(&setup, n, &log));
+                    reap_orphans();
+                    std::thread::sleep(Duration::from_millis(500));
+                }
             }
         }
     }

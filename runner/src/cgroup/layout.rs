@@ -10,6 +10,11 @@ pub enum Version {
     V2,
 }
 
+/// A file's text, or "" if it cannot be read.
+pub fn read_or_empty(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hierarchy {
     pub version: Version,
@@ -49,12 +54,11 @@ impl Layout {
     pub fn detect() -> std::io::Result<Layout> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
         let cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
-        Ok(Layout::parse(&mountinfo, &cgroup, |p| {
-            std::fs::read_to_string(p).unwrap_or_default()
-        }))
+        Ok(Layout::parse(&mountinfo, &cgroup, read_or_empty))
     }
 
-    /// `read` gives a v2 root's cgroup.controllers.
+    /// `read` gives a v2 root's cgroup.controllers (`read_or_empty` on a
+    /// host: the one instance of this function in the runner).
     pub fn parse(mountinfo: &str, proc_cgroup: &str, read: impl Fn(&Path) -> String) -> Layout {
         let mut layout = Layout::default();
         for m in crate::mountinfo::parse(mountinfo) {

@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use layout::{Hierarchy, Layout, Version};
+pub use layout::{read_or_empty, Hierarchy, Layout, Version};
 
 use crate::error::{Error, Result};
 

@@ -25,3 +25,17 @@ pub unsafe fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
     );
     ret
 }
+
+/// # Safety
+/// The caller upholds the syscall's own contract.
+pub unsafe fn syscall4(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
+    let ret;
+    asm!(
+        "svc 0",
+        in("x8") nr,
+        inlateout("x0") a0 as isize => ret,
+        in("x1") a1, in("x2") a2, in("x3") a3,
+        options(nostack),
+    );
+    ret
+}

@@ -32,6 +32,25 @@ pub unsafe fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
     ret
 }
 
+/// # Safety
+/// The caller upholds the syscall's own contract.
+pub unsafe fn syscall4(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
+    let ret;
+    // r7 as in `syscall3`.
+    asm!(
+        "mov {tmp}, r7",
+        "mov r7, {nr}",
+        "svc 0",
+        "mov r7, {tmp}",
+        nr = in(reg) nr,
+        tmp = out(reg) _,
+        inlateout("r0") a0 as isize => ret,
+        in("r1") a1, in("r2") a2, in("r3") a3,
+        options(nostack),
+    );
+    ret
+}
+
 /// The ARM EHABI unwind tables that LLVM emits even with panic=abort name
 /// these personality routines. The shim never unwinds, so they are never
 /// called.

@@ -21,6 +21,7 @@ use riscv64 as imp;
 use x86_64 as imp;
 
 pub use imp::syscall3 as syscall;
+pub use imp::syscall4;
 
 use core::ffi::CStr;
 use linux_raw_sys::general::{__NR_execve, __NR_exit_group};

@@ -25,3 +25,17 @@ pub unsafe fn syscall3(nr: usize, a0: usize, a1: usize, a2: usize) -> isize {
     );
     ret
 }
+
+/// # Safety
+/// The caller upholds the syscall's own contract.
+pub unsafe fn syscall4(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
+    let ret;
+    asm!(
+        "syscall",
+        inlateout("rax") nr as isize => ret,
+        in("rdi") a0, in("rsi") a1, in("rdx") a2, in("r10") a3,
+        lateout("rcx") _, lateout("r11") _,
+        options(nostack),
+    );
+    ret
+}

@@ -10,6 +10,7 @@
 
 mod attack;
 mod facts;
+mod orphans;
 mod syscall_loop;
 mod syscalls;
 
@@ -25,6 +26,7 @@ const PROBES: &[(&str, &str, Probe)] = &[
     ("mknod-open", "PATH b|c MAJOR MINOR", attack::mknod_open),
     ("cgroup-escape", "CANARY", attack::cgroup_escape),
     ("pdeathsig-escape", "", attack::pdeathsig_escape),
+    ("orphans", "", orphans::main),
     ("syscalls", "", syscalls::main),
     ("loop", "getppid|personality N", syscall_loop::main),
 ];

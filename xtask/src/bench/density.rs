@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use super::startup::Contender;
 
+pub mod detached;
+pub use detached::run_detached;
+
 pub struct Density {
     pub name: String,
     pub n: usize,
@@ -123,14 +126,14 @@ fn start_all(c: &Contender, n: usize, log: &File) -> Result<Figures, String> {
 /// is everything they are charged, kernel objects included. None where
 /// that cannot be (cgroup v2 refuses controllers to a cgroup beside
 /// processes, as ours would be): MemAvailable stands in.
-struct Accounting {
+pub(super) struct Accounting {
     dir: PathBuf,
     procs: CString,
     usage: &'static str,
 }
 
 impl Accounting {
-    fn new() -> Option<Accounting> {
+    pub(super) fn new() -> Option<Accounting> {
         let own = husk_tests::host::cgroup_dir(std::process::id(), "memory")?;
         let usage = if own.join("memory.usage_in_bytes").exists() {
             "memory.usage_in_bytes"
@@ -158,7 +161,7 @@ impl Accounting {
     }
 
     /// The child moves itself in between fork and exec.
-    fn start_in(&self, cmd: &mut std::process::Command) {
+    pub(super) fn start_in(&self, cmd: &mut std::process::Command) {
         let procs = self.procs.clone();
         // SAFETY: raw syscalls on a path made before the fork.
         unsafe {
@@ -178,7 +181,7 @@ impl Accounting {
         }
     }
 
-    fn usage_kib(&self) -> u64 {
+    pub(super) fn usage_kib(&self) -> u64 {
         fs::read_to_string(self.dir.join(self.usage))
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
@@ -186,7 +189,7 @@ impl Accounting {
     }
 
     /// Once every process has left (the kernel may lag a moment).
-    fn remove(self) {
+    pub(super) fn remove(self) {
         for _ in 0..100 {
             if fs::remove_dir(&self.dir).is_ok() {
                 return;
@@ -300,13 +303,13 @@ fn tree(pid: u32) -> Vec<u32> {
     all
 }
 
-fn comm(pid: u32) -> String {
+pub(super) fn comm(pid: u32) -> String {
     fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim_end().to_string())
         .unwrap_or_default()
 }
 
-fn pss_rss_kib(pid: u32) -> (u64, u64) {
+pub(super) fn pss_rss_kib(pid: u32) -> (u64, u64) {
     let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let field = |key: &str| {
         text.lines()
@@ -317,7 +320,7 @@ fn pss_rss_kib(pid: u32) -> (u64, u64) {
     (field("Pss:"), field("Rss:"))
 }
 
-fn mem_available_kib() -> u64 {
+pub(super) fn mem_available_kib() -> u64 {
     fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()

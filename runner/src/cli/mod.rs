@@ -1,5 +1,13 @@
 //! The command line, as the user types it. Nothing here is validated beyond
-//! its syntax: front.rs turns it into the library's container spec.
+//! its syntax: front.rs turns it into the library's container spec, and
+//! commands.rs does what the other commands ask.
+//!
+//! `runner [run] [flags] -- COMMAND` runs a container (the word `run` may
+//! be left out: that is the foreground run husk always had); `ps`,
+//! `logs`, `attach`, `exec`, `stop`, `kill`, `rm`, `inspect` and `wait`
+//! act on containers in the state store (lifecycle.rs).
+
+pub mod lifecycle;
 
 use argh::FromArgs;
 
@@ -7,8 +15,26 @@ use argh::FromArgs;
 /// and cgroup namespaces, inside ROOTFS, with optional cgroup limits.
 ///
 /// Example: runner --rootfs ./busybox --memory 64M -- /bin/sh
+///
+/// Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait --help
 #[derive(FromArgs, Debug, Default)]
 pub struct Args {
+    /// run in the background: print the container's ID once it runs; its output goes to its log (runner logs ID)
+    #[argh(switch, short = 'd')]
+    pub detach: bool,
+
+    /// with -d: remove the container's entry and log when it ends
+    #[argh(switch)]
+    pub rm: bool,
+
+    /// run husk's own init as PID 1 and the command as PID 2: signals reach the command as on a plain host, orphans are reaped
+    #[argh(switch)]
+    pub init: bool,
+
+    /// keep stdin open: always so in the foreground; with -d -t, attach types into the container's terminal
+    #[argh(switch, short = 'i')]
+    pub interactive: bool,
+
     /// directory holding the container's root file system
     #[argh(option)]
     pub rootfs: Option<String>,
@@ -106,8 +132,22 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-pub enum Parsed {
+/// What the command line asks for.
+pub enum Command {
     Run(Box<Args>),
+    Ps(lifecycle::Ps),
+    Logs(lifecycle::Logs),
+    Attach(lifecycle::Attach),
+    Exec(lifecycle::Exec),
+    Stop(lifecycle::Stop),
+    Kill(lifecycle::Kill),
+    Rm(lifecycle::Rm),
+    Inspect(lifecycle::Inspect),
+    Wait(lifecycle::Wait),
+}
+
+pub enum Parsed {
+    Run(Command),
     /// --help or --version: print this and exit 0.
     Exit(String),
     /// A syntax error: print this one line and exit 125.
@@ -122,21 +162,28 @@ const SWITCHES: &[&str] = &[
     "--allow-new-privs",
     "--version",
     "--help",
+    "--detach",
+    "--rm",
+    "--init",
+    "--interactive",
+    "--all",
+    "--follow",
+    "--force",
+    "--timestamps",
 ];
+
+const COMMANDS: &str = "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait";
 
 pub fn parse(argv: &[String]) -> Parsed {
     let name = argv.first().map(String::as_str).unwrap_or("runner");
-    // husk has one command today: a word where a flag is expected is a
-    // command the user expects husk to have.
-    if let Some(word) = argv.get(1).filter(|w| !w.starts_with('-') && !w.is_empty()) {
-        return Parsed::Error(format!(
-            "{word}: no such command; husk runs one container in the foreground: \
-             runner --rootfs DIR [options] -- COMMAND (see --help)"
-        ));
-    }
+    let word = argv
+        .get(1)
+        .map(String::as_str)
+        .filter(|w| !w.starts_with('-') && !w.is_empty());
+    let skip = if word.is_some() { 2 } else { 1 };
     // --flag=value as --flag value, up to the command.
     let mut rest: Vec<&str> = Vec::with_capacity(argv.len());
-    let mut args = argv.iter().skip(1).map(String::as_str);
+    let mut args = argv.iter().skip(skip).map(String::as_str);
     for a in args.by_ref() {
         if a == "--" {
             rest.push(a);
@@ -154,11 +201,30 @@ pub fn parse(argv: &[String]) -> Parsed {
         }
     }
     rest.extend(args);
-    match Args::from_args(&[name], &rest) {
-        Ok(args) if args.version => {
+    let full = format!("{name} {}", word.unwrap_or(""));
+    let cmd = [full.trim_end()];
+    let parsed = match word {
+        None | Some("run") => Args::from_args(&cmd, &rest).map(|a| Command::Run(Box::new(a))),
+        Some("ps") => FromArgs::from_args(&cmd, &rest).map(Command::Ps),
+        Some("logs") => FromArgs::from_args(&cmd, &rest).map(Command::Logs),
+        Some("attach") => FromArgs::from_args(&cmd, &rest).map(Command::Attach),
+        Some("exec") => FromArgs::from_args(&cmd, &rest).map(Command::Exec),
+        Some("stop") => FromArgs::from_args(&cmd, &rest).map(Command::Stop),
+        Some("kill") => FromArgs::from_args(&cmd, &rest).map(Command::Kill),
+        Some("rm") => FromArgs::from_args(&cmd, &rest).map(Command::Rm),
+        Some("inspect") => FromArgs::from_args(&cmd, &rest).map(Command::Inspect),
+        Some("wait") => FromArgs::from_args(&cmd, &rest).map(Command::Wait),
+        Some(other) => {
+            return Parsed::Error(format!(
+                "{other}: no such command; the commands are {COMMANDS} (see --help)"
+            ))
+        }
+    };
+    match parsed {
+        Ok(Command::Run(args)) if args.version => {
             Parsed::Exit(format!("runner {} (husk)", env!("CARGO_PKG_VERSION")))
         }
-        Ok(args) => Parsed::Run(Box::new(args)),
+        Ok(command) => Parsed::Run(command),
         Err(early) if early.status.is_ok() => Parsed::Exit(early.output.trim_end().to_string()),
         Err(early) => {
             let first = early
@@ -181,13 +247,16 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
+    fn run(s: &str) -> Box<Args> {
+        match parse(&args(s)) {
+            Parsed::Run(Command::Run(a)) => a,
+            _ => panic!("not a run: {s}"),
+        }
+    }
+
     #[test]
     fn the_command_after_double_dash_keeps_its_flags() {
-        let Parsed::Run(a) = parse(&args(
-            "runner --rootfs r -e A=1 -e B -- /bin/sh -c true --memory",
-        )) else {
-            panic!()
-        };
+        let a = run("runner --rootfs r -e A=1 -e B -- /bin/sh -c true --memory");
         assert_eq!(a.rootfs.as_deref(), Some("r"));
         assert_eq!(a.env, ["A=1", "B"]);
         assert_eq!(a.command, ["/bin/sh", "-c", "true", "--memory"]);
@@ -195,11 +264,7 @@ mod tests {
 
     #[test]
     fn flags_take_their_value_after_an_equals_sign() {
-        let Parsed::Run(a) = parse(&args(
-            "runner --rootfs=r --memory=64M --env=A=1 --tty -- sh --memory=1",
-        )) else {
-            panic!()
-        };
+        let a = run("runner --rootfs=r --memory=64M --env=A=1 --tty -- sh --memory=1");
         assert_eq!(a.rootfs.as_deref(), Some("r"));
         assert_eq!(a.memory.as_deref(), Some("64M"));
         assert_eq!(a.env, ["A=1"]);
@@ -212,13 +277,36 @@ mod tests {
     }
 
     #[test]
-    fn a_command_word_is_named() {
-        for word in ["run", "ps", "exec"] {
-            let Parsed::Error(e) = parse(&args(&format!("runner {word} --rootfs r -- sh"))) else {
-                panic!()
-            };
-            assert!(e.starts_with(&format!("{word}: no such command")), "{e}");
-        }
+    fn run_may_be_said_or_not_and_other_words_are_commands() {
+        let a = run("runner run -d --rm --init --name web --rootfs r -- sh");
+        assert!(a.detach && a.rm && a.init && a.name.as_deref() == Some("web"));
+        assert!(!run("runner --rootfs r -- sh").detach);
+        let Parsed::Run(Command::Exec(e)) =
+            parse(&args("runner exec -t -e A=1 -u 7 web -- sh -c x"))
+        else {
+            panic!()
+        };
+        assert!(e.tty && e.env == ["A=1"] && e.user.as_deref() == Some("7"));
+        // argh keeps a -- after the first positional: commands.rs drops it.
+        assert_eq!(e.args, ["web", "--", "sh", "-c", "x"]);
+        let Parsed::Run(Command::Stop(s)) = parse(&args("runner stop -t 3 a b")) else {
+            panic!()
+        };
+        assert_eq!(
+            (s.time, s.ids),
+            (Some(3), vec!["a".to_string(), "b".into()])
+        );
+        let Parsed::Run(Command::Ps(p)) = parse(&args("runner ps -a --format=json")) else {
+            panic!()
+        };
+        assert!(p.all && p.format.as_deref() == Some("json"));
+        let Parsed::Error(e) = parse(&args("runner frob --rootfs r -- sh")) else {
+            panic!()
+        };
+        assert!(
+            e.starts_with("frob: no such command; the commands are run, ps"),
+            "{e}"
+        );
     }
 
     #[test]
