@@ -56,6 +56,7 @@ pub fn op(op: &Op<'_>) -> String {
         Op::Setsid => "setsid".into(),
         Op::ControllingTty => "take the pseudo-terminal as controlling terminal".into(),
         Op::NoNewPrivs => "set no_new_privs".into(),
+        Op::Undumpable => "make the process undumpable".into(),
         Op::Seccomp { .. } => "install the seccomp filter".into(),
         Op::Capabilities { .. } => "set the capabilities".into(),
         Op::Fail { .. } => "injected failure (HUSK_FAIL_AT_STEP)".into(),

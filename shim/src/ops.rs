@@ -220,6 +220,10 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             rustix::process::ioctl_tiocsctty(unsafe { BorrowedFd::borrow_raw(0) }).at(0)
         }
         Op::NoNewPrivs => rustix::thread::set_no_new_privs(true).at(0),
+        Op::Undumpable => {
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+                .at(0)
+        }
         Op::Seccomp { filter } => seccomp(filter).at(0),
         Op::Capabilities { keep } => capabilities(keep),
         Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)).at(0),

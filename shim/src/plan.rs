@@ -26,7 +26,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 pub const MAGIC: [u8; 4] = *b"HUSK";
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 pub const HEADER_LEN: usize = 12;
 /// Bigger than any argv + envp the kernel accepts (ARG_MAX is a quarter of
 /// the stack limit, 2 MiB by default) and small enough to map without worry.
@@ -293,9 +293,15 @@ ops! { 'a;
     /// `fchdir` to the directory fd the runner handed over (a running
     /// container's root, for `exec`), then `chroot(".")`.
     25 => EnterRoot { fd: u32 },
+    /// `prctl(PR_SET_DUMPABLE, 0)` until the exec resets it: a process
+    /// joining a running container is there before its root and
+    /// capabilities are the container's, and must not be ptraced or have
+    /// its /proc entries read by the container meanwhile (runc's
+    /// CVE-2016-9962).
+    26 => Undumpable,
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    26 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    27 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.

@@ -40,6 +40,10 @@ pub struct Process<'a> {
 
 pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Result<Plan> {
     let mut b = Builder::default();
+    // First: the joins below put this process where the container's
+    // processes can see it while it still has every capability and the
+    // host's root.
+    b.push(Op::Undumpable);
     if p.pretend != 0 {
         b.push(Op::Pretend { missing: p.pretend });
     }
@@ -115,6 +119,7 @@ mod tests {
         assert_eq!(
             steps,
             [
+                "make the process undumpable",
                 "join a namespace",
                 "join a namespace",
                 "enter the container's root",
