@@ -7,13 +7,16 @@ use super::matrix::{Layout, Root};
 /// The kernel command line for `layout` on the serial console `console`;
 /// `tests` are scenario names (empty: all).
 pub fn cmdline(console: &str, layout: Layout, root: Root, tests: &[String]) -> String {
-    // quiet: the boot log stays off the console (panics still show);
+    // loglevel=5: the boot log's notices and information stay off the
+    // console, warnings and worse show, with the stack dumps that come
+    // with them at the default level (quiet hid those: a soft lockup
+    // printed its one line and never where it was);
     // panic=-1 with QEMU's -no-reboot: a panic ends the VM at once;
     // mitigations=off: they only slow an emulated CPU down.
     // husk_root has no dot, so the kernel hands it to the init in its
     // environment, before /proc is there to read the command line from.
     let mut c = format!(
-        "console={console} quiet panic=-1 mitigations=off husk.cgroups={} husk_root={}",
+        "console={console} loglevel=5 panic=-1 mitigations=off husk.cgroups={} husk_root={}",
         layout.name(),
         root.name()
     );
@@ -57,9 +60,12 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o nosuid,noexec,gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o nosuid,nodev tmpfs /dev/shm
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
-# The OOM killer's reports (the memory tests) would break into the tests'
-# output: from here on only panics reach the console.
-echo 1 > /proc/sys/kernel/printk
+# From here on errors and worse reach the console, each a line: a soft
+# lockup, an RCU stall, the OOM killer's verdict. Their stack dumps and
+# the OOM killer's whole report (the memory tests) are printed at the
+# default level and would break into the tests' output (5 shows them, for
+# a hunt).
+echo 4 > /proc/sys/kernel/printk
 hostname vm
 ip link set lo up
 for m in /lib/modules/*.ko; do
