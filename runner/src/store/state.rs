@@ -233,6 +233,18 @@ impl State {
         let paths = |k: &str| -> Result<Vec<PathBuf>, String> {
             Ok(strings_in(&v, k)?.into_iter().map(PathBuf::from).collect())
         };
+        // An object of strings, as a list of pairs; what is not a string
+        // is left out.
+        let string_map = |v: &Value, k: &str| -> Vec<(String, String)> {
+            v.get(k)
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
         let flag_in = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
         let flag = |k: &str| flag_in(&v, k);
         let status = string("status")?;
@@ -263,15 +275,7 @@ impl State {
                 seccomp: flag_in(r, "seccomp"),
                 privileged: flag_in(r, "privileged"),
                 pivot: flag_in(r, "pivotRoot"),
-                limits: r
-                    .get("limits")
-                    .and_then(Value::as_object)
-                    .map(|o| {
-                        o.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                limits: string_map(r, "limits"),
             },
         };
         Ok(State {
@@ -284,15 +288,7 @@ impl State {
             pid: number("pid") as i32,
             bundle: string("bundle")?,
             created: string("created")?,
-            annotations: v
-                .get("annotations")
-                .and_then(Value::as_object)
-                .map(|o| {
-                    o.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            annotations: string_map(&v, "annotations"),
             pid_start: v.get("pidStart").and_then(Value::as_u64).unwrap_or(0),
             cgroups: paths("cgroups")?,
             cgroup_parents_made: paths("cgroupParentsMade")?,
