@@ -165,6 +165,23 @@ fn machine(a: &Arch) -> &'static [&'static str] {
     }
 }
 
+/// How TCG runs `a`'s vCPUs. x86_64's: one host thread taking turns. With
+/// a thread each (MTTCG), x86_64 guests hung for good where the kernel
+/// patched a static key (a cpuset or CPU quota made or removed:
+/// cpusets_enabled, cfs_bandwidth_used) while the other vCPU ran that
+/// code: both spun at the patched site (soft lockups in
+/// get_page_from_freelist, 2 runs in 3 of 16 privileged starts on 5.10;
+/// none in 3 runs of up to 30 on one thread). x86 patches live code with
+/// int3 and IPIs; arm64 swaps one instruction, which its architecture
+/// makes safe, and riscv64 patches under stop_machine. And on one thread
+/// the armv7 guest never got past bringing up its second CPU (twice).
+fn tcg(a: &Arch) -> &'static str {
+    match a.name {
+        "x86_64" => "tcg,thread=single",
+        _ => "tcg",
+    }
+}
+
 /// The CPU TCG emulates for `a` (QEMU's default for the machine otherwise).
 fn tcg_cpu(a: &Arch) -> &'static [&'static str] {
     match a.name {
@@ -194,14 +211,7 @@ impl Qemu {
         match accel {
             // KVM runs only this machine's architecture, on its own CPU.
             Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
-            // One host thread takes turns running the vCPUs: with a thread
-            // each (MTTCG), a 5.10 guest whose kernel patched a static key
-            // (a cpuset or CPU quota made or removed: cpusets_enabled,
-            // cfs_bandwidth_used) while the other vCPU ran that code left
-            // both spinning at the patched site for good (soft lockups in
-            // get_page_from_freelist, 2 runs in 3 of 16 privileged starts;
-            // none in 3 runs of up to 30 here).
-            Accel::Tcg => c.args(["-accel", "tcg,thread=single"]).args(tcg_cpu(a)),
+            Accel::Tcg => c.args(["-accel", tcg(a)]).args(tcg_cpu(a)),
         };
         c.arg("-kernel").arg(kernel);
         c.stdin(Stdio::null());
