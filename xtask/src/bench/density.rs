@@ -97,13 +97,7 @@ fn start_all(c: &Contender, n: usize, log: &File) -> Result<Figures, String> {
                 }
             }
         }
-        let (charged, charged_by) = match &cgroup {
-            Some(cg) => (cg.usage_kib(), "memory cgroup"),
-            None => (
-                available_before.saturating_sub(mem_available_kib()),
-                "MemAvailable drop",
-            ),
-        };
+        let (charged, charged_by) = charged(cgroup.as_ref(), available_before);
         let per = |x: u64| x as f64 / n as f64;
         Figures {
             all_running_s,
@@ -318,6 +312,19 @@ pub(super) fn pss_rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("Pss:"), field("Rss:"))
+}
+
+/// All the memory the containers are charged, and how it was read: the
+/// memory cgroup they were started in, else the drop in MemAvailable
+/// since `available_before`.
+pub(super) fn charged(cgroup: Option<&Accounting>, available_before: u64) -> (u64, &'static str) {
+    match cgroup {
+        Some(cg) => (cg.usage_kib(), "memory cgroup"),
+        None => (
+            available_before.saturating_sub(mem_available_kib()),
+            "MemAvailable drop",
+        ),
+    }
 }
 
 pub(super) fn mem_available_kib() -> u64 {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use runner::store::Store;
 
 use super::super::setup::Setup;
-use super::{comm, mem_available_kib, pss_rss_kib, Accounting, Density, Figures};
+use super::{charged, comm, mem_available_kib, pss_rss_kib, Accounting, Density, Figures};
 
 pub const NAME: &str = "husk -d";
 
@@ -100,13 +100,7 @@ fn start_all(s: &Setup, n: usize, log: &File) -> Result<Figures, String> {
                 pss += p;
                 rss += r;
             }
-            let (charged, charged_by) = match &cgroup {
-                Some(cg) => (cg.usage_kib(), "memory cgroup"),
-                None => (
-                    available_before.saturating_sub(mem_available_kib()),
-                    "MemAvailable drop",
-                ),
-            };
+            let (charged, charged_by) = charged(cgroup.as_ref(), available_before);
             let per = |x: u64| x as f64 / n as f64;
             Ok(Figures {
                 all_running_s,
