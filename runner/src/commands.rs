@@ -27,6 +27,7 @@ pub fn run(args: Args) -> Result<i32> {
     let opts = runner::run::Options {
         detached: args.detach,
         auto_remove: args.rm,
+        keep: args.keep,
         named: args.name.is_some(),
         stdio: [None; 3],
     };
@@ -274,7 +275,7 @@ pub fn exec(a: cli::Exec) -> Result<i32> {
             "no command given: put it after --, e.g. runner exec ID -- /bin/sh",
         ));
     }
-    let user = a.user.as_deref().map(parse_user).transpose()?;
+    let user = a.user.as_deref().map(front::parse_user).transpose()?;
     let host = front::Host::read();
     let req = runner::exec::Request {
         id: id.clone(),
@@ -294,16 +295,6 @@ pub fn exec(a: cli::Exec) -> Result<i32> {
         ));
     }
     runner::exec::exec(&store(a.root.as_deref())?, req)
-}
-
-/// "1000" or "1000:100".
-fn parse_user(s: &str) -> Result<(u32, u32)> {
-    let bad = || Error::new(format!("--user {s}: expected UID or UID:GID, as numbers"));
-    let (uid, gid) = s.split_once(':').unwrap_or((s, "0"));
-    Ok((
-        uid.parse().map_err(|_| bad())?,
-        gid.parse().map_err(|_| bad())?,
-    ))
 }
 
 pub fn stop(a: cli::Stop) -> Result<i32> {

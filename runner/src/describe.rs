@@ -27,6 +27,7 @@ pub fn op(op: &Op<'_>) -> String {
         Op::SetNs { .. } => "join a namespace".into(),
         Op::Propagation { .. } => "change the propagation of /".into(),
         Op::AttachRoot { .. } => "attach the rootfs".into(),
+        Op::AttachMount { target, .. } => format!("attach a volume on /{}", s(target)),
         Op::Mount { target, flags, .. } if flags & ms::REMOUNT != 0 => {
             format!("remount /{}", s(target))
         }
@@ -78,6 +79,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
     let calls: &[&str] = match op {
         Op::SetNs { .. } => &["fcntl", "setns"],
         Op::AttachRoot { .. } => &["fcntl", "move_mount", "mount (propagation)"],
+        Op::AttachMount { .. } => &[OPEN, "move_mount", "mount (propagation)"],
         Op::Mount { .. } => &[OPEN, "mount"],
         Op::Mkdir { .. } => &[OPEN, "mkdirat"],
         Op::Touch { .. } => &[OPEN, "openat"],

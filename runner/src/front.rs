@@ -11,8 +11,11 @@ use runner::cgroup::{Limits, CPU_PERIOD_US};
 use runner::error::{Error, Result};
 use runner::hostroot::Root;
 use runner::kernel::Missing;
+use runner::mounts;
 use runner::namespaces::{Kind, Namespaces};
-use runner::spec::{self, cstring, Security, Spec};
+use runner::overlay::Layers;
+use runner::rootfs::Rootfs;
+use runner::spec::{self, cstring, RootSource, Security, Spec};
 use runner::{caps, store};
 
 use crate::cli::Args;
@@ -66,11 +69,8 @@ impl Host {
 
 /// The spec, and the state store's root.
 pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
-    if args.command.is_empty() {
-        return Err(Error::new(
-            "no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh",
-        ));
-    }
+    let defaults = Defaults::default();
+    let command = command(&args.command, &defaults)?;
     let limits = limits(&args, host)?;
     let mut namespaces = Namespaces::default();
     match args.net.as_deref() {
@@ -89,9 +89,14 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     }
     let hostname = args
         .hostname
+        .clone()
         .unwrap_or_else(|| spec::DEFAULT_HOSTNAME.into());
     let hostname_c = spec::check_hostname(&hostname).map_err(|e| e.prefixed("--"))?;
-    let workdir = args.workdir.unwrap_or_else(|| "/".into());
+    let workdir = args
+        .workdir
+        .clone()
+        .or(defaults.workdir.clone())
+        .unwrap_or_else(|| "/".into());
     if args.tty && args.no_tty {
         return Err(Error::new("--tty and --no-tty contradict each other"));
     }
@@ -107,13 +112,16 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         )));
     }
     let workdir = cstring("--workdir", &workdir)?;
-    let env = environment(&args.env, &hostname, host.env)?;
-    let argv = args
-        .command
+    let env = environment(&defaults.env, &args.env, &hostname, host.env)?;
+    let argv = command
         .iter()
         .map(|a| cstring("command", a))
         .collect::<Result<Vec<_>>>()?;
-    let candidates = spec::candidates(&args.command[0], &spec::path_of(&env))?;
+    let candidates = spec::candidates(&command[0], &spec::path_of(&env))?;
+    let user = match args.user.as_deref().or(defaults.user.as_deref()) {
+        Some(u) => Some(parse_user(u)?),
+        None => None,
+    };
     let pivot = host.root == Root::Pivot;
     let security = Security {
         caps: caps::resolve(
@@ -139,7 +147,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     if let Some(parent) = &args.cgroup_parent {
         check_cgroup_parent(parent)?;
     }
-    let id = match args.name {
+    let id = match args.name.clone() {
         Some(name) => {
             store::check_id(&name)?;
             name
@@ -161,18 +169,25 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
              reach the host; bind-mount the directory onto itself before chrooting into it",
         ));
     }
-    let rootfs = runner::rootfs::Rootfs::open(
-        args.rootfs
-            .as_deref()
-            .ok_or_else(|| Error::new("--rootfs DIR is required"))?,
-    )?;
+    let root = root(&args)?;
+    let mut mounts = args
+        .volume
+        .iter()
+        .map(|v| mounts::volume(v))
+        .chain(args.tmpfs.iter().map(|t| mounts::tmpfs(t)))
+        .collect::<Result<Vec<_>>>()?;
+    mounts::sort(&mut mounts);
     let shim = runner::shim::Source::choose(args.shim.as_deref(), || host.own_exe())?;
     let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
         .ok()
         .and_then(|s| s.parse().ok());
     let spec = Spec {
         id,
-        rootfs,
+        root,
+        mounts,
+        read_only: args.read_only,
+        image: None,
+        user,
         hostname: hostname_c,
         env,
         workdir,
@@ -193,6 +208,71 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     };
     let root = PathBuf::from(args.root.as_deref().unwrap_or(store::DEFAULT_ROOT));
     Ok((spec, root))
+}
+
+/// What an image gives a container unless the command line says
+/// otherwise.
+#[derive(Default)]
+struct Defaults {
+    env: Vec<String>,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    workdir: Option<String>,
+    user: Option<String>,
+}
+
+/// The command line's command, after the image's entrypoint; the image's
+/// command when none is given (Docker's rule).
+fn command(given: &[String], defaults: &Defaults) -> Result<Vec<String>> {
+    let rest = if given.is_empty() {
+        &defaults.cmd
+    } else {
+        given
+    };
+    let command: Vec<String> = defaults.entrypoint.iter().chain(rest).cloned().collect();
+    if command.is_empty() {
+        return Err(Error::new(
+            "no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh",
+        ));
+    }
+    Ok(command)
+}
+
+/// The root: --rootfs DIR, or an overlay of --layer DIRs; exactly one.
+fn root(args: &Args) -> Result<RootSource> {
+    if let Some(image) = &args.image {
+        let store = args.store.as_deref().unwrap_or("/var/lib/husk");
+        return Err(Error::new(format!(
+            "--image {image}: no image store at {store} yet"
+        )));
+    }
+    match (&args.rootfs, args.layer.is_empty()) {
+        (Some(dir), true) => Ok(RootSource::Dir(Rootfs::open(dir)?)),
+        (None, false) => {
+            let paths: Vec<PathBuf> = args.layer.iter().map(PathBuf::from).collect();
+            Ok(RootSource::Overlay(Layers::open(
+                &paths,
+                "--layer",
+                format!("{} layers", paths.len()),
+            )?))
+        }
+        (Some(_), false) => Err(Error::new(
+            "--rootfs and --layer contradict each other: give one",
+        )),
+        (None, true) => Err(Error::new(
+            "--rootfs DIR is required (or --image NAME, or --layer DIR)",
+        )),
+    }
+}
+
+/// `UID[:GID]`, as numbers; the group 0 when not given.
+pub fn parse_user(s: &str) -> Result<(u32, u32)> {
+    let bad = || Error::new(format!("--user {s}: expected UID or UID:GID, as numbers"));
+    let (uid, gid) = s.split_once(':').unwrap_or((s, "0"));
+    Ok((
+        uid.parse().map_err(|_| bad())?,
+        gid.parse().map_err(|_| bad())?,
+    ))
 }
 
 fn limits(args: &Args, host: &Host) -> Result<Limits> {
@@ -372,6 +452,7 @@ fn check_cgroup_parent(parent: &str) -> Result<()> {
 /// The container's environment: defaults, the caller's TERM, then -e in
 /// order (later wins).
 fn environment(
+    image: &[String],
     vars: &[String],
     hostname: &str,
     caller: fn(&str) -> Option<String>,
@@ -384,7 +465,11 @@ fn environment(
     if let Some(term) = caller("TERM") {
         env.push(("TERM".into(), term));
     }
-    for (key, value) in env_flags(vars, caller)? {
+    let from_image = image
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    for (key, value) in from_image.chain(env_flags(vars, caller)?) {
         env.retain(|(k, _)| *k != key);
         env.push((key, value));
     }
@@ -546,7 +631,9 @@ mod tests {
     #[test]
     fn env_overrides_defaults_in_order() {
         let caller = |k: &str| (k == "TERM").then(|| "xterm".to_string());
+        // The image's environment first, then the flags'.
         let env = environment(
+            &["A=0".into(), "B=image".into()],
             &["PATH=/x".into(), "A=1".into(), "A=2".into(), "NOPE".into()],
             "h",
             caller,
@@ -554,6 +641,7 @@ mod tests {
         .unwrap();
         let env: Vec<&str> = env.iter().map(|e| e.to_str().unwrap()).collect();
         assert!(env.contains(&"PATH=/x") && env.contains(&"A=2") && !env.contains(&"A=1"));
+        assert!(env.contains(&"B=image") && !env.contains(&"A=0"));
         assert!(env.contains(&"HOSTNAME=h") && env.contains(&"TERM=xterm"));
         assert!(!env.iter().any(|e| e.starts_with("NOPE")));
     }

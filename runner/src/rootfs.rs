@@ -16,55 +16,86 @@ pub struct Rootfs {
     /// Where the fd is, as the kernel names it (for messages, and to find
     /// the mounts below it).
     path: PathBuf,
+    /// The fd is a detached mount of its own (an overlay made with
+    /// fsmount), handed to the shim as it is.
+    mounted: bool,
 }
 
 impl Rootfs {
     /// Opens `arg` (O_PATH, following the caller's own symlinks once) and
     /// checks what it opened.
     pub fn open(arg: &str) -> Result<Rootfs> {
-        let c = CString::new(arg)
-            .map_err(|_| Error::new(format!("--rootfs {arg:?}: contains a NUL byte")))?;
-        // SAFETY: open takes a C string and flags; the fd is then ours.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::ENOTDIR) => Error::new(format!("--rootfs {arg}: not a directory")),
-                _ => Error::os(format_args!("--rootfs {arg}"), &e),
-            });
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let (fd, path, dir) = open_host(arg, "--rootfs", true)?;
+        debug_assert!(dir);
         let here =
             stat_fd(&fd).map_err(|e| Error::os(format_args!("--rootfs {arg}: fstat"), &e))?;
         let root = std::fs::metadata("/").map_err(|e| Error::os("stat /", &e))?;
         use std::os::unix::fs::MetadataExt;
-        if here == (root.dev(), root.ino()) {
+        if (here.0, here.1) == (root.dev(), root.ino()) {
             return Err(Error::new(format!(
                 "--rootfs {arg}: that is the host's own root, which cannot be a container's"
             )));
         }
-        let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|e| Error::os(format_args!("--rootfs {arg}: find where it is"), &e))?;
-        Ok(Rootfs { fd, path })
+        Ok(Rootfs {
+            fd,
+            path,
+            mounted: false,
+        })
+    }
+
+    /// A volume's source (`what` names the flag in messages): a directory
+    /// or a file, the host's `/` included; and whether it is a directory.
+    pub fn open_source(arg: &str, what: &str) -> Result<(Rootfs, bool)> {
+        let (fd, path, dir) = open_host(arg, what, false)?;
+        Ok((
+            Rootfs {
+                fd,
+                path,
+                mounted: false,
+            },
+            dir,
+        ))
+    }
+
+    /// A detached mount made by the runner (an overlay); `label` stands
+    /// for its path in messages.
+    pub fn mounted(fd: OwnedFd, label: PathBuf) -> Rootfs {
+        Rootfs {
+            fd,
+            path: label,
+            mounted: true,
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// A detached copy of the mount tree under the rootfs, for the shim to
-    /// attach in the container's mount namespace. With `nodev`, every
-    /// mount in it is made nodev; where the kernel cannot do that to a
-    /// detached tree (mount_setattr, 5.12), the result lists the mounts
-    /// the shim must remount nodev itself, as paths in the root ("" the
-    /// root itself).
-    pub fn detach(&self, nodev: bool, missing: &Missing) -> Result<Detached> {
+    pub fn into_parts(self) -> (OwnedFd, PathBuf) {
+        (self.fd, self.path)
+    }
+
+    /// A detached copy of the mount tree under the fd, for the shim to
+    /// attach in the container's mount namespace, with the per-mount
+    /// flags `set` (`ms::RDONLY`, `NOSUID`, `NODEV`, `NOEXEC`, which
+    /// mount_setattr numbers alike) on every mount in it. Where the kernel
+    /// cannot do that to a detached tree (mount_setattr, 5.12), the result
+    /// lists the mounts the shim must remount itself, as paths in the
+    /// tree ("" its top).
+    pub fn detach(&self, set: u32, missing: &Missing) -> Result<Detached> {
+        if self.mounted {
+            // Made with its flags (fsmount), and nothing is mounted below.
+            let tree = self
+                .fd
+                .try_clone()
+                .and_then(crate::fds::held)
+                .map_err(|e| Error::os("dup the overlay's mount fd", &e))?;
+            return Ok(Detached {
+                tree,
+                remount: Vec::new(),
+                set,
+            });
+        }
         use linux_raw_sys::general as k;
         let flags = k::OPEN_TREE_CLONE | k::OPEN_TREE_CLOEXEC | k::AT_RECURSIVE | k::AT_EMPTY_PATH;
         let tree = missing
@@ -91,32 +122,20 @@ impl Rootfs {
                      rootfs to the container without naming it again",
                 )
             })?
-            .map_err(|e| {
-                Error::os(
-                    format_args!("open_tree of the rootfs {}", self.path.display()),
-                    &e,
-                )
-            })?;
-        let mut remount_nodev = Vec::new();
-        if nodev {
-            let set = missing.try_call(Call::MountSetattr, || set_nodev(&tree));
-            match set {
+            .map_err(|e| Error::os(format_args!("open_tree of {}", self.path.display()), &e))?;
+        let mut remount = Vec::new();
+        if set != 0 {
+            match missing.try_call(Call::MountSetattr, || set_attr(&tree, set)) {
                 Some(r) => r.map_err(|e| {
-                    Error::os(
-                        format_args!("mount_setattr nodev on the rootfs {}", self.path.display()),
-                        &e,
-                    )
+                    Error::os(format_args!("mount_setattr on {}", self.path.display()), &e)
                 })?,
-                None => remount_nodev = self.mounts_below()?,
+                None => remount = self.mounts_below()?,
             }
         }
-        Ok(Detached {
-            tree,
-            remount_nodev,
-        })
+        Ok(Detached { tree, remount, set })
     }
 
-    /// The rootfs and each mount below it, as paths in the root.
+    /// The tree's top and each mount below it, as paths in the tree.
     fn mounts_below(&self) -> Result<Vec<CString>> {
         let mounts =
             crate::mountinfo::read().map_err(|e| Error::os("read /proc/self/mountinfo", &e))?;
@@ -128,9 +147,7 @@ impl Rootfs {
             })
             .collect()
     }
-}
 
-impl Rootfs {
     /// What `path` (a program in the container) needs to run, read beneath
     /// the rootfs: "ELF interpreter /lib/ld-musl-x86_64.so.1" or "#!
     /// /usr/bin/python3". For the message when exec says ENOENT of a file
@@ -222,10 +239,45 @@ fn elf_interpreter(file: &std::fs::File, head: &[u8]) -> Option<String> {
 
 pub struct Detached {
     pub tree: OwnedFd,
-    pub remount_nodev: Vec<CString>,
+    /// Mounts the shim must remount with `set` itself, as paths in the
+    /// tree: empty where mount_setattr did it.
+    pub remount: Vec<CString>,
+    pub set: u32,
 }
 
-fn stat_fd(fd: &OwnedFd) -> std::io::Result<(u64, u64)> {
+/// Opens a host path the caller names (O_PATH, following the caller's own
+/// symlinks once): a directory, or with `dir_only` false a file too; and
+/// where it is, as the kernel names it.
+fn open_host(arg: &str, what: &str, dir_only: bool) -> Result<(OwnedFd, PathBuf, bool)> {
+    let c = CString::new(arg)
+        .map_err(|_| Error::new(format!("{what} {arg:?}: contains a NUL byte")))?;
+    let dir_flag = if dir_only { libc::O_DIRECTORY } else { 0 };
+    // SAFETY: open takes a C string and flags; the fd is then ours.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | dir_flag | libc::O_CLOEXEC) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOTDIR) => Error::new(format!("{what} {arg}: not a directory")),
+            _ => Error::os(format_args!("{what} {arg}"), &e),
+        });
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (_, _, mode) =
+        stat_fd(&fd).map_err(|e| Error::os(format_args!("{what} {arg}: fstat"), &e))?;
+    let dir = mode & libc::S_IFMT == libc::S_IFDIR;
+    if !dir && mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::new(format!(
+            "{what} {arg}: neither a directory nor a regular file"
+        )));
+    }
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| Error::os(format_args!("{what} {arg}: find where it is"), &e))?;
+    Ok((fd, path, dir))
+}
+
+/// Device, inode and mode.
+fn stat_fd(fd: &OwnedFd) -> std::io::Result<(u64, u64, u32)> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
     // SAFETY: fstat fills the struct it is given.
     if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
@@ -235,14 +287,15 @@ fn stat_fd(fd: &OwnedFd) -> std::io::Result<(u64, u64)> {
     let st = unsafe { st.assume_init() };
     // The field types differ between architectures (32-bit ino_t on armv7).
     #[allow(clippy::unnecessary_cast)]
-    Ok((st.st_dev as u64, st.st_ino as u64))
+    Ok((st.st_dev as u64, st.st_ino as u64, st.st_mode as u32))
 }
 
-/// mount_setattr(AT_RECURSIVE) adding nodev to every mount of the tree.
-fn set_nodev(tree: &OwnedFd) -> std::io::Result<()> {
+/// mount_setattr(AT_RECURSIVE) adding the flags `set` to every mount of
+/// the tree.
+fn set_attr(tree: &OwnedFd, set: u32) -> std::io::Result<()> {
     use linux_raw_sys::general as k;
     let attr = k::mount_attr {
-        attr_set: u64::from(k::MOUNT_ATTR_NODEV),
+        attr_set: u64::from(set),
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -262,4 +315,20 @@ fn set_nodev(tree: &OwnedFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shim::plan::ms;
+
+    /// mount_setattr's MOUNT_ATTR_* and mount(2)'s MS_* agree on these,
+    /// so one set of flags serves the runner and the shim's fallback.
+    #[test]
+    fn mount_attr_and_ms_flags_agree() {
+        use linux_raw_sys::general as k;
+        assert_eq!(k::MOUNT_ATTR_RDONLY, ms::RDONLY);
+        assert_eq!(k::MOUNT_ATTR_NOSUID, ms::NOSUID);
+        assert_eq!(k::MOUNT_ATTR_NODEV, ms::NODEV);
+        assert_eq!(k::MOUNT_ATTR_NOEXEC, ms::NOEXEC);
+    }
 }

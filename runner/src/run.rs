@@ -10,10 +10,12 @@ use std::path::Path;
 
 use crate::cgroup::{self, Cgroup, Layout};
 use crate::error::{Error, Result};
+use crate::mounts::Mount;
 use crate::signals::{Exit, Mask};
-use crate::spec::Spec;
+use crate::spec::{RootSource, Spec};
 use crate::store::{Entry, Recorded, State, Status, Store};
 use crate::{describe, fds, plan, process, signals, spawn, tty};
+use shim::plan::ms;
 
 /// How the container is run, beyond what it is (the Spec).
 #[derive(Default)]
@@ -21,6 +23,9 @@ pub struct Options {
     /// `-d`: its entry stays after it ends, until `rm` (or `auto_remove`).
     pub detached: bool,
     pub auto_remove: bool,
+    /// `--keep`: a foreground container's entry (and its upper layer)
+    /// stays after it ends too, for `commit`, `export` and `rm`.
+    pub keep: bool,
     /// The ID is a name the user gave.
     pub named: bool,
     /// What the container's fds 0, 1 and 2 are (the pty's slave when it
@@ -84,6 +89,11 @@ fn record(spec: &Spec) -> Recorded {
         seccomp: spec.security.seccomp,
         privileged: spec.security.privileged,
         pivot: spec.pivot,
+        image: spec.image.clone().unwrap_or_default(),
+        layers: match &spec.root {
+            RootSource::Overlay(l) => l.paths(),
+            RootSource::Dir(_) => Vec::new(),
+        },
         limits: limits
             .into_iter()
             .filter_map(|(k, v)| Some((k.to_string(), v?)))
@@ -96,10 +106,11 @@ fn record(spec: &Spec) -> Recorded {
 pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     // Whatever we inherited must not reach the container (CVE-2024-21626).
     fds::cloexec_from(3, &spec.missing)?;
-    let mut state = State::new(&spec.id, spec.rootfs.path());
+    let mut state = State::new(&spec.id, &spec.root.describe());
     state.named = opts.named;
     state.detached = opts.detached;
     state.auto_remove = opts.auto_remove;
+    state.keep = opts.keep;
     state.spec = record(&spec);
     let mut entry = store.create(state)?;
     let sec = &spec.security;
@@ -117,7 +128,26 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     } else {
         None
     };
-    let root = spec.rootfs.detach(!sec.privileged, &spec.missing)?;
+    let nodev = if sec.privileged { 0 } else { ms::NODEV };
+    // An overlay's upper and work directories are in the entry, and go
+    // with it.
+    let overlay;
+    let rootfs = match &spec.root {
+        RootSource::Dir(r) => r,
+        RootSource::Overlay(layers) => {
+            overlay = layers.mount(entry.dir(), sec.privileged)?;
+            &overlay
+        }
+    };
+    let root = rootfs.detach(nodev, &spec.missing)?;
+    let volumes = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Volume(v) => Some(v.source.detach(v.flags | nodev, &spec.missing)),
+            Mount::Tmpfs { .. } => None,
+        })
+        .collect::<Result<Vec<_>>>()?;
     let console = match &pty {
         Some(p) => Some(
             CString::new(p.slave_path.as_str())
@@ -125,7 +155,7 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         ),
         None => None,
     };
-    let plan = plan::build(&spec, &layout, console.as_deref(), &root)?;
+    let plan = plan::build(&spec, &layout, console.as_deref(), &root, &volumes)?;
     let shim = crate::shim::Shim::open(&spec.shim, &spec.missing)?;
     let mask = signals::block()?;
     let slave: Option<OwnedFd> = pty.as_mut().and_then(|p| p.slave.take());
@@ -191,12 +221,12 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
             shim: &spec.shim,
             argv: &spec.argv,
             candidates: &spec.candidates,
-            rootfs: Some(&spec.rootfs),
+            rootfs: Some(rootfs),
         };
         return Err(describe::failure(&what, &plan, report));
     }
     // Nothing of the setup stays open while the container runs.
-    drop((shim, root, spec.rootfs, spec.namespaces));
+    drop((shim, root, volumes, spec.root, spec.mounts, spec.namespaces));
     Ok(Started {
         pid: container.pid,
         entry,
@@ -231,7 +261,7 @@ impl Started {
         // The cgroup goes first, then the entry that would let a later
         // command finish the job if this one were killed now.
         drop(cgroup);
-        if entry.state.detached && !entry.state.auto_remove {
+        if entry.state.stays() {
             entry.state.status = Status::Stopped;
             entry.state.exit = Some(exit);
             if entry.save().is_ok() {

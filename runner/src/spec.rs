@@ -8,8 +8,28 @@ use std::ffi::CString;
 use crate::cgroup::Limits;
 use crate::error::{Error, Result};
 use crate::kernel::Missing;
+use crate::mounts::Mount;
 use crate::namespaces::Namespaces;
+use crate::overlay::Layers;
 use crate::rootfs::Rootfs;
+
+/// The container's root file system.
+pub enum RootSource {
+    Dir(Rootfs),
+    /// An overlay of these layers (an image's, or `--layer`s), with an
+    /// upper directory of the container's own.
+    Overlay(Layers),
+}
+
+impl RootSource {
+    /// What the state store records as the container's bundle.
+    pub fn describe(&self) -> std::path::PathBuf {
+        match self {
+            RootSource::Dir(r) => r.path().to_path_buf(),
+            RootSource::Overlay(l) => l.label.clone().into(),
+        }
+    }
+}
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const DEFAULT_HOSTNAME: &str = "husk";
@@ -17,8 +37,19 @@ pub const DEFAULT_HOSTNAME: &str = "husk";
 pub struct Spec {
     /// The container's ID in the state store (see store.rs).
     pub id: String,
-    /// Opened once, before anything else (see rootfs.rs).
-    pub rootfs: Rootfs,
+    /// Opened once, before anything else (see rootfs.rs), or the layers
+    /// of an overlay made when the container's entry exists.
+    pub root: RootSource,
+    /// Volumes and tmpfs, in the order they are mounted (mounts.rs).
+    pub mounts: Vec<Mount>,
+    /// `--read-only`: the root's mount read-only, once everything is
+    /// mounted on it.
+    pub read_only: bool,
+    /// The image the root was made from.
+    pub image: Option<String>,
+    /// The uid and gid the command runs as (else 0, with the
+    /// capabilities kept).
+    pub user: Option<(u32, u32)>,
     pub hostname: CString,
     pub env: Vec<CString>,
     pub workdir: CString,

@@ -84,26 +84,19 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
         Op::AttachRoot { fd, propagation } => {
             let tree = adopt(fd).at(0)?;
             // Stacked on /, where pivot_root (or chroot) takes it from.
-            mount::move_mount(
-                &tree,
-                c"",
-                CWD,
-                c"/",
-                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-            )
-            .at(1)?;
-            // The tree was cloned from the host's mounts and shares their
-            // peer groups: without this, what we mount would appear there.
-            mount::mount(
-                c"",
-                FdPath::new(&tree).as_cstr(),
-                c"",
-                MountFlags::from_bits_retain(propagation),
-                None,
-            )
-            .at(2)?;
+            attach(&tree, CWD, c"/", MoveMountFlags::empty(), propagation)?;
             state.root = Some(tree);
             Ok(())
+        }
+        Op::AttachMount {
+            fd,
+            target,
+            propagation,
+        } => {
+            let tree = adopt(fd).at(0)?;
+            let at = open_in(state.root().at(0)?, target).at(0)?;
+            let to = MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH;
+            attach(&tree, at.as_fd(), c"", to, propagation)
         }
         Op::Mount {
             source,
@@ -250,6 +243,22 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
 
 /// chroot into the root (its fd kept in `state`), which is then closed:
 /// no fd to a directory outside the new root may reach the program.
+/// Moves the detached `tree` onto `to`/`path`, then sets its propagation:
+/// a tree cloned from the host's mounts shares their peer groups, and
+/// without this what is mounted in it would appear on the host.
+fn attach(
+    tree: &OwnedFd,
+    to: BorrowedFd<'_>,
+    path: &CStr,
+    flags: MoveMountFlags,
+    propagation: u32,
+) -> Result<(), Fail> {
+    let flags = flags | MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH;
+    mount::move_mount(tree, c"", to, path, flags).at(1)?;
+    let propagation = MountFlags::from_bits_retain(propagation);
+    mount::mount(c"", FdPath::new(tree).as_cstr(), c"", propagation, None).at(2)
+}
+
 fn chroot_into(state: &mut State) -> Result<(), Fail> {
     rustix::process::fchdir(state.root().at(0)?).at(0)?;
     state.root = None;

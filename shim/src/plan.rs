@@ -26,7 +26,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 pub const MAGIC: [u8; 4] = *b"HUSK";
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 pub const HEADER_LEN: usize = 12;
 /// Bigger than any argv + envp the kernel accepts (ARG_MAX is a quarter of
 /// the stack limit, 2 MiB by default) and small enough to map without worry.
@@ -299,9 +299,15 @@ ops! { 'a;
     /// its /proc entries read by the container meanwhile (runc's
     /// CVE-2016-9962).
     26 => Undumpable,
+    /// Attach a detached mount tree the runner made (a volume's
+    /// `open_tree` clone, flags already set) on `target` in the root, then
+    /// give it `propagation` recursively: the source is never named in
+    /// the container's mount namespace, the target never through a
+    /// symlink.
+    27 => AttachMount { fd: u32, target: &'a CStr, propagation: u32 },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    27 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    28 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.

@@ -661,13 +661,18 @@ fn cstr(p: &Path) -> std::ffi::CString {
 }
 
 pub fn a_failure_at_every_step_leaves_nothing(env: &Env) -> R {
-    // Make the shim fail before each step of the plan in turn (the
-    // runner's HUSK_FAIL_AT_STEP knob), with cgroup limits so that there is
-    // a cgroup to clean up, until the step index passes the end.
+    // With cgroup limits so that there is a cgroup to clean up.
+    fail_at_each_step(|| env.command(&["--memory", "32M", "--pids", "16"], &["true"]))
+}
+
+/// Makes the shim fail before each step of the plan in turn (the runner's
+/// HUSK_FAIL_AT_STEP knob) until the step index passes the end; after
+/// each, the host must be as it was.
+pub(crate) fn fail_at_each_step(command: impl Fn() -> std::process::Command) -> R {
     let mut step = 0;
     loop {
         let before = host::Snapshot::take();
-        let mut c = env.command(&["--memory", "32M", "--pids", "16"], &["true"]);
+        let mut c = command();
         c.env("HUSK_FAIL_AT_STEP", step.to_string());
         let out = output(&mut c);
         let after = host::Snapshot::take();

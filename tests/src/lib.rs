@@ -12,6 +12,7 @@ mod detached;
 pub mod elf;
 mod escapes;
 mod exit;
+mod filesystems;
 mod hardening;
 mod harness;
 pub mod host;
@@ -99,6 +100,12 @@ macro_rules! for_each_scenario {
             yes_into_head_ends_as_on_a_host_with_init,
             ctrl_c_on_a_terminal_ends_pid_one_without_a_handler,
             a_tty_with_stdin_not_a_terminal_gets_its_end,
+            volumes_bind_host_paths_and_ro_holds_below,
+            read_only_root_keeps_tmpfs_and_volumes_writable,
+            volume_and_tmpfs_targets_never_follow_symlinks,
+            overlay_roots_share_layers_and_keep_writes_apart,
+            many_layers_mount_or_say_the_limit,
+            a_failure_at_every_step_with_layers_and_volumes_leaves_nothing,
         }
     };
 }
@@ -116,6 +123,7 @@ mod all_scenarios {
     pub use crate::cgroups::*;
     pub use crate::escapes::*;
     pub use crate::exit::*;
+    pub use crate::filesystems::*;
     pub use crate::hardening::*;
     pub use crate::init::*;
     pub use crate::kernels::*;

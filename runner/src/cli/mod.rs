@@ -39,6 +39,38 @@ pub struct Args {
     #[argh(option)]
     pub rootfs: Option<String>,
 
+    /// run an image of the image store (runner import): an overlay of its layers with a writable layer of the container's own; its environment, command, working directory and user are the defaults
+    #[argh(option)]
+    pub image: Option<String>,
+
+    /// instead of --rootfs: a read-only layer of an overlay root, lowest first (repeatable); the container writes to a layer of its own
+    #[argh(option)]
+    pub layer: Vec<String>,
+
+    /// the image store's directory (default: /var/lib/husk)
+    #[argh(option)]
+    pub store: Option<String>,
+
+    /// bind-mount a host path: HOST:CONTAINER[:OPTIONS], OPTIONS a comma list of ro, rw, nosuid, nodev, noexec, rprivate (the default), rslave, private, slave (repeatable)
+    #[argh(option, short = 'v')]
+    pub volume: Vec<String>,
+
+    /// mount a tmpfs: PATH[:OPTIONS], OPTIONS a comma list of size=, mode=, nr_inodes=, uid=, gid=, ro, exec, suid (default nosuid, nodev, noexec; repeatable)
+    #[argh(option)]
+    pub tmpfs: Vec<String>,
+
+    /// make the root file system read-only (volumes and tmpfs stay as they are)
+    #[argh(switch)]
+    pub read_only: bool,
+
+    /// keep the container's entry (and its writable layer) after it ends, for commit, export and rm; -d keeps it unless --rm
+    #[argh(switch)]
+    pub keep: bool,
+
+    /// UID[:GID] to run the command as, numbers (default: the image's user, else 0)
+    #[argh(option, short = 'u')]
+    pub user: Option<String>,
+
     /// hostname inside the container (default: husk)
     #[argh(option)]
     pub hostname: Option<String>,
@@ -170,6 +202,8 @@ const SWITCHES: &[&str] = &[
     "--follow",
     "--force",
     "--timestamps",
+    "--read-only",
+    "--keep",
 ];
 
 const COMMANDS: &str = "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait";

@@ -14,6 +14,7 @@ use shim::report::FIRST_PASSED_FD;
 
 use crate::cgroup::{Layout, Version};
 use crate::error::{Error, Result};
+use crate::mounts::{self, Mount};
 use crate::namespaces::Kind;
 use crate::rootfs::Detached;
 use crate::spec::Spec;
@@ -76,12 +77,14 @@ const READ_ONLY: [&CStr; 5] = [
 const NOSUID_NODEV_NOEXEC: u32 = ms::NOSUID | ms::NODEV | ms::NOEXEC;
 
 /// `console`: the pseudo-terminal given to the container, if any. `root`:
-/// the rootfs's detached mount tree (see rootfs.rs).
+/// the rootfs's detached mount tree (see rootfs.rs); `volumes`: each
+/// volume's in `spec.mounts`, in order.
 pub fn build(
     spec: &Spec,
     layout: &Layout,
     console: Option<&CStr>,
     root: &Detached,
+    volumes: &[Detached],
 ) -> Result<Plan> {
     let mut p = Builder {
         fail_at: spec.fail_at_step,
@@ -125,11 +128,11 @@ pub fn build(
     // The standard devices are binds of the host's, mounts of their own
     // that keep working. Docker gets the same from its device cgroup:
     // mknod succeeds, open fails.
-    for path in &root.remount_nodev {
+    for path in &root.remount {
         p.push(Op::RemountBind {
             path,
             bind: false,
-            set: ms::NODEV,
+            set: root.set,
             optional: false,
         });
     }
@@ -183,6 +186,9 @@ pub fn build(
         c"",
     );
     cgroupfs(&mut p, layout);
+    // The user's mounts after husk's, so that they may cover them, and
+    // before the masks, so that they cannot uncover those.
+    user_mounts(&mut p, &spec.mounts, volumes);
     if !sec.privileged {
         for target in MASKED {
             // Not every kernel has every path.
@@ -204,6 +210,16 @@ pub fn build(
         }
     }
 
+    if spec.read_only {
+        // Last: the mount points above were made in it. Only the root's
+        // own mount: what is mounted on it keeps its flags.
+        p.push(Op::RemountBind {
+            path: c"",
+            bind: false,
+            set: ms::RDONLY,
+            optional: false,
+        });
+    }
     p.push(Op::Hostname {
         name: &spec.hostname,
     });
@@ -235,6 +251,9 @@ pub fn build(
         p.push(Op::Seccomp { filter: &filter });
     }
     p.push(Op::Capabilities { keep: sec.caps });
+    if let Some((uid, gid)) = spec.user {
+        p.push(Op::SetIds { uid, gid });
+    }
     if spec.init {
         p.push(Op::Init {
             tty: console.is_some(),
@@ -249,6 +268,74 @@ pub fn build(
         envp: Encoder::strs(c, &spec.env),
     });
     Ok(p.finish())
+}
+
+/// Volumes and tmpfs, their mount points made first (never through a
+/// symlink: every path is resolved beneath the root). A volume's tree
+/// comes with its flags set where mount_setattr could; else each of its
+/// mounts is remounted here.
+fn user_mounts(p: &mut Builder, mounts: &[Mount], volumes: &[Detached]) {
+    let mut volumes = volumes.iter();
+    for m in mounts {
+        let is_dir = match m {
+            Mount::Volume(v) => v.dir,
+            Mount::Tmpfs { .. } => true,
+        };
+        let target = m.target();
+        for dir in mounts::parents(target, is_dir) {
+            p.push(Op::Mkdir {
+                path: &dir,
+                mode: 0o755,
+            });
+        }
+        match m {
+            Mount::Tmpfs {
+                target,
+                flags,
+                data,
+            } => p.push(Op::Mount {
+                source: c"tmpfs",
+                target,
+                fstype: c"tmpfs",
+                flags: *flags,
+                data,
+                optional: false,
+            }),
+            Mount::Volume(v) => {
+                let Some(tree) = volumes.next() else {
+                    unreachable!("plan::build is given a tree per volume");
+                };
+                if !v.dir {
+                    p.push(Op::Touch {
+                        path: target,
+                        mode: 0o644,
+                    });
+                }
+                let fd = p.pass(tree.tree.as_raw_fd());
+                p.push(Op::AttachMount {
+                    fd,
+                    target,
+                    propagation: v.propagation,
+                });
+                for sub in &tree.remount {
+                    let mut path = target.as_bytes().to_vec();
+                    if !sub.is_empty() {
+                        path.push(b'/');
+                        path.extend_from_slice(sub.as_bytes());
+                    }
+                    let Ok(path) = CString::new(path) else {
+                        continue;
+                    };
+                    p.push(Op::RemountBind {
+                        path: &path,
+                        bind: false,
+                        set: tree.set,
+                        optional: false,
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// /sys/fs/cgroup inside: the host's hierarchies as the container's cgroup

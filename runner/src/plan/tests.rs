@@ -5,7 +5,7 @@ use crate::cgroup::Limits;
 use crate::kernel::Missing;
 use crate::namespaces::Namespaces;
 use crate::rootfs::Rootfs;
-use crate::spec::Security;
+use crate::spec::{RootSource, Security};
 
 fn spec(new_net: bool, privileged: bool) -> Spec {
     let mut namespaces = Namespaces::default();
@@ -14,7 +14,11 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
     }
     Spec {
         id: "box".into(),
-        rootfs: Rootfs::open("/tmp").unwrap(),
+        root: RootSource::Dir(Rootfs::open("/tmp").unwrap()),
+        mounts: Vec::new(),
+        read_only: false,
+        image: None,
+        user: None,
         hostname: c"box".into(),
         env: vec![c"PATH=/bin".into()],
         workdir: c"/tmp".into(),
@@ -49,7 +53,8 @@ fn hybrid() -> Layout {
 fn root(remount_nodev: &[&CStr]) -> Detached {
     Detached {
         tree: std::fs::File::open("/dev/null").unwrap().into(),
-        remount_nodev: remount_nodev.iter().map(|&p| p.to_owned()).collect(),
+        remount: remount_nodev.iter().map(|&p| p.to_owned()).collect(),
+        set: ms::NODEV,
     }
 }
 
@@ -63,7 +68,7 @@ fn steps(plan: &Plan) -> Vec<String> {
 
 #[test]
 fn the_order_that_matters() {
-    let plan = build(&spec(true, false), &hybrid(), None, &root(&[])).unwrap();
+    let plan = build(&spec(true, false), &hybrid(), None, &root(&[]), &[]).unwrap();
     let ops = decode(&plan.bytes);
     let steps = steps(&plan);
     let pos = |want: &str| {
@@ -99,7 +104,14 @@ fn the_order_that_matters() {
 
 #[test]
 fn without_mount_setattr_each_mount_is_remounted_nodev() {
-    let plan = build(&spec(true, false), &hybrid(), None, &root(&[c"", c"data"])).unwrap();
+    let plan = build(
+        &spec(true, false),
+        &hybrid(),
+        None,
+        &root(&[c"", c"data"]),
+        &[],
+    )
+    .unwrap();
     let steps = steps(&plan);
     assert_eq!(steps[3..5], ["make / nodev", "make /data nodev"]);
 }
@@ -108,7 +120,7 @@ fn without_mount_setattr_each_mount_is_remounted_nodev() {
 fn joined_namespaces_are_passed_and_set() {
     let mut s = spec(true, false);
     s.namespaces.join(Kind::Net, "/proc/self/ns/net").unwrap();
-    let plan = build(&s, &hybrid(), None, &root(&[])).unwrap();
+    let plan = build(&s, &hybrid(), None, &root(&[]), &[]).unwrap();
     let ops = decode(&plan.bytes);
     assert_eq!(
         ops[0],
@@ -123,7 +135,7 @@ fn joined_namespaces_are_passed_and_set() {
 
 #[test]
 fn privileged_and_host_network_leave_out_their_steps() {
-    let plan = build(&spec(false, true), &hybrid(), None, &root(&[])).unwrap();
+    let plan = build(&spec(false, true), &hybrid(), None, &root(&[]), &[]).unwrap();
     let steps = steps(&plan);
     assert!(!steps.iter().any(|s| s == "bring up lo"
         || s.starts_with("make /proc")
@@ -142,6 +154,7 @@ fn where_pivot_root_cannot_work_the_root_is_chrooted() {
         &hybrid(),
         None,
         &root(&[]),
+        &[],
     )
     .unwrap();
     let steps = steps(&plan);
@@ -160,6 +173,7 @@ fn a_terminal_becomes_the_console_and_the_controlling_tty() {
         &hybrid(),
         Some(c"/dev/pts/7"),
         &root(&[]),
+        &[],
     )
     .unwrap();
     let steps = steps(&plan);
@@ -183,7 +197,7 @@ fn a_v2_host_gets_one_read_only_cgroup2() {
         "0::/\n",
         |_| String::new(),
     );
-    let plan = build(&spec(true, false), &v2, None, &root(&[])).unwrap();
+    let plan = build(&spec(true, false), &v2, None, &root(&[]), &[]).unwrap();
     let ops = decode(&plan.bytes);
     let cg: Vec<_> = ops
         .iter()
@@ -197,10 +211,10 @@ fn a_v2_host_gets_one_read_only_cgroup2() {
 
 #[test]
 fn the_failure_knob_inserts_one_failing_step() {
-    let plain = steps(&build(&spec(true, false), &hybrid(), None, &root(&[])).unwrap());
+    let plain = steps(&build(&spec(true, false), &hybrid(), None, &root(&[]), &[]).unwrap());
     let mut s = spec(true, false);
     s.fail_at_step = Some(3);
-    let failing = steps(&build(&s, &hybrid(), None, &root(&[])).unwrap());
+    let failing = steps(&build(&s, &hybrid(), None, &root(&[]), &[]).unwrap());
     assert_eq!(failing.len(), plain.len() + 1);
     assert_eq!(failing[3], "injected failure (HUSK_FAIL_AT_STEP)");
     assert_eq!(failing[4], plain[3]);
@@ -210,7 +224,7 @@ fn the_failure_knob_inserts_one_failing_step() {
 fn the_pretend_knob_reaches_the_shim_first() {
     let mut s = spec(true, false);
     s.missing = Missing::pretend("openat2").unwrap();
-    let plan = build(&s, &hybrid(), None, &root(&[])).unwrap();
+    let plan = build(&s, &hybrid(), None, &root(&[]), &[]).unwrap();
     let ops = decode(&plan.bytes);
     assert_eq!(
         ops[0],
@@ -224,12 +238,12 @@ fn the_pretend_knob_reaches_the_shim_first() {
 fn init_comes_last_before_the_exec() {
     let mut s = spec(true, false);
     s.init = true;
-    let plan = build(&s, &hybrid(), Some(c"/dev/pts/7"), &root(&[])).unwrap();
+    let plan = build(&s, &hybrid(), Some(c"/dev/pts/7"), &root(&[]), &[]).unwrap();
     let ops = decode(&plan.bytes);
     assert_eq!(ops[plan.exec_step - 1], Op::Init { tty: true });
     assert!(matches!(ops[plan.exec_step - 2], Op::Capabilities { .. }));
     let plain = decode(
-        &build(&spec(true, false), &hybrid(), None, &root(&[]))
+        &build(&spec(true, false), &hybrid(), None, &root(&[]), &[])
             .unwrap()
             .bytes,
     )
@@ -237,4 +251,39 @@ fn init_comes_last_before_the_exec() {
     .filter(|op| matches!(op, Op::Init { .. }))
     .count();
     assert_eq!(plain, 0);
+}
+
+#[test]
+fn user_mounts_come_after_husks_and_before_the_masks_and_the_read_only_root() {
+    let mut s = spec(true, false);
+    s.read_only = true;
+    s.user = Some((1000, 100));
+    let tmp = std::env::temp_dir().display().to_string();
+    s.mounts = vec![
+        crate::mounts::volume(&format!("{tmp}:/srv/data:ro")).unwrap(),
+        crate::mounts::tmpfs("/srv:size=1m").unwrap(),
+    ];
+    crate::mounts::sort(&mut s.mounts);
+    let volume = root(&[c"", c"sub"]);
+    let plan = build(&s, &hybrid(), None, &root(&[]), &[volume]).unwrap();
+    let steps = steps(&plan);
+    let pos = |want: &str| {
+        steps
+            .iter()
+            .position(|s| s == want)
+            .unwrap_or_else(|| panic!("no step {want}: {steps:#?}"))
+    };
+    // The tmpfs on /srv first: the volume is mounted in it.
+    assert!(pos("remount /sys/fs/cgroup") < pos("mkdir /srv"));
+    assert!(pos("mount tmpfs on /srv") < pos("mkdir /srv/data"));
+    assert!(pos("mkdir /srv/data") < pos("attach a volume on /srv/data"));
+    // Without mount_setattr, each mount of the volume is remounted.
+    assert!(pos("attach a volume on /srv/data") < pos("make /srv/data nodev"));
+    assert!(pos("make /srv/data nodev") < pos("make /srv/data/sub nodev"));
+    assert!(pos("make /srv/data/sub nodev") < pos("mask /proc/kcore"));
+    // The root goes read-only once everything is mounted on it.
+    assert!(pos("make /proc/sys read-only") < pos("make / read-only"));
+    assert!(pos("make / read-only") < pos("sethostname box"));
+    assert!(pos("set the capabilities") < pos("become uid 1000, gid 100"));
+    assert_eq!(plan.passed.len(), 2);
 }

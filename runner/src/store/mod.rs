@@ -199,7 +199,7 @@ impl Store {
                 Ok(state) if state.status == Status::Stopped => continue,
                 Ok(mut state) => {
                     end(&state, !missing.has(crate::kernel::Call::CgroupKill));
-                    if state.detached && !state.auto_remove {
+                    if state.stays() {
                         state.status = Status::Stopped;
                         state.exit = None;
                         if write_state(&dir, &state).is_err() {
@@ -295,11 +295,16 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Removes an entry's files (state, logs, socket), then the entry.
+/// Removes an entry's files (state, logs, socket) and directories (an
+/// overlay's upper and work: the container's, so removed without
+/// following a symlink, as std's remove_dir_all does), then the entry.
 pub fn remove_entry(dir: &Path) {
     if let Ok(files) = fs::read_dir(dir) {
         for f in files.flatten() {
-            let _ = fs::remove_file(f.path());
+            let _ = match f.file_type() {
+                Ok(t) if t.is_dir() => fs::remove_dir_all(f.path()),
+                _ => fs::remove_file(f.path()),
+            };
         }
     }
     let _ = fs::remove_dir(dir);

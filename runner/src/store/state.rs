@@ -54,6 +54,11 @@ pub struct Recorded {
     pub pivot: bool,
     /// The limits, as `--flag value` pairs.
     pub limits: Vec<(String, String)>,
+    /// The image it was made from ("" for none).
+    pub image: String,
+    /// Its root's lower layers, lowest first, when its root is an overlay
+    /// (the upper layer is the entry's `upper`).
+    pub layers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +93,8 @@ pub struct State {
     /// `rm` (or at once with `--rm`).
     pub detached: bool,
     pub auto_remove: bool,
+    /// `--keep`: a foreground container's entry stays after it ends.
+    pub keep: bool,
     /// How PID 1 ended; None while it runs, or when nobody saw it end (its
     /// supervisor was killed).
     pub exit: Option<Exit>,
@@ -115,9 +122,15 @@ impl State {
             named: false,
             detached: false,
             auto_remove: false,
+            keep: false,
             exit: None,
             spec: Recorded::default(),
         }
+    }
+
+    /// Whether the entry stays after the container ends, until `rm`.
+    pub fn stays(&self) -> bool {
+        (self.detached || self.keep) && !self.auto_remove
     }
 
     /// Whether its PIDs are of this boot: after a restart of the host
@@ -178,6 +191,7 @@ impl State {
             ("named".into(), b(self.named)),
             ("detached".into(), b(self.detached)),
             ("autoRemove".into(), b(self.auto_remove)),
+            ("keep".into(), b(self.keep)),
         ];
         match self.exit {
             Some(Exit::Code(c)) => fields.push(("exitCode".into(), Value::number(c))),
@@ -197,6 +211,8 @@ impl State {
             ("seccomp".into(), b(r.seccomp)),
             ("privileged".into(), b(r.privileged)),
             ("pivotRoot".into(), b(r.pivot)),
+            ("image".into(), s(&r.image)),
+            ("layers".into(), strings(&r.layers)),
             (
                 "limits".into(),
                 Value::Object(r.limits.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
@@ -276,6 +292,8 @@ impl State {
                 privileged: flag_in(r, "privileged"),
                 pivot: flag_in(r, "pivotRoot"),
                 limits: string_map(r, "limits"),
+                image: string_in(r, "image").unwrap_or_default(),
+                layers: strings_in(r, "layers")?,
             },
         };
         Ok(State {
@@ -305,6 +323,7 @@ impl State {
             named: flag("named"),
             detached: flag("detached"),
             auto_remove: flag("autoRemove"),
+            keep: flag("keep"),
             exit,
             spec,
         })
@@ -338,7 +357,10 @@ mod tests {
             privileged: false,
             pivot: true,
             limits: vec![("--memory".into(), "67108864".into())],
+            image: "busybox:1".into(),
+            layers: vec!["/var/lib/husk/layers/sha256/ab".into()],
         };
+        st.keep = true;
         assert_eq!(State::from_json(&st.to_json()).unwrap(), st);
         assert_eq!(st.describe(), "killed by signal 15 (SIGTERM)");
         st.exit = Some(Exit::Code(3));
