@@ -7,6 +7,7 @@
 //! mount table, cgroup directories, and processes in other PID namespaces
 //! must be as they were before it ran.
 
+mod archives;
 mod cgroups;
 mod detached;
 pub mod elf;
@@ -15,6 +16,7 @@ mod exit;
 mod hardening;
 mod harness;
 pub mod host;
+mod images;
 mod init;
 mod kernels;
 mod lifecycle;
@@ -99,6 +101,9 @@ macro_rules! for_each_scenario {
             yes_into_head_ends_as_on_a_host_with_init,
             ctrl_c_on_a_terminal_ends_pid_one_without_a_handler,
             a_tty_with_stdin_not_a_terminal_gets_its_end,
+            images_import_from_every_kind_of_archive_and_share_layers,
+            images_hostile_archives_are_refused_and_change_nothing,
+            images_a_killed_import_leaves_nothing_used,
         }
     };
 }
@@ -117,6 +122,7 @@ mod all_scenarios {
     pub use crate::escapes::*;
     pub use crate::exit::*;
     pub use crate::hardening::*;
+    pub use crate::images::*;
     pub use crate::init::*;
     pub use crate::kernels::*;
     pub use crate::lifecycle::*;

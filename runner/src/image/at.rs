@@ -236,13 +236,18 @@ pub(crate) fn own_and_mode(
     Ok(())
 }
 
-/// utimensat(dir, name, mtime, AT_SYMLINK_NOFOLLOW) for access and modification.
-pub(crate) fn set_mtime(dir: RawFd, name: &CStr, mtime: u64) -> io::Result<()> {
+fn times(mtime: u64) -> [libc::timespec; 2] {
     let t = libc::timespec {
-        tv_sec: mtime.min(i64::MAX as u64) as libc::time_t,
+        // Whatever width the C library's time_t has.
+        tv_sec: mtime.try_into().unwrap_or(i32::MAX.into()),
         tv_nsec: 0,
     };
-    let times = [t, t];
+    [t, t]
+}
+
+/// utimensat(dir, name, mtime, AT_SYMLINK_NOFOLLOW) for access and modification.
+pub(crate) fn set_mtime(dir: RawFd, name: &CStr, mtime: u64) -> io::Result<()> {
+    let times = times(mtime);
     // SAFETY: a C string and two timespecs.
     cvt(unsafe {
         libc::utimensat(
@@ -253,6 +258,34 @@ pub(crate) fn set_mtime(dir: RawFd, name: &CStr, mtime: u64) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+/// futimens: the same for an open file or directory.
+pub(crate) fn set_mtime_fd(fd: RawFd, mtime: u64) -> io::Result<()> {
+    let times = times(mtime);
+    // SAFETY: our own fd and two timespecs.
+    cvt(unsafe { libc::futimens(fd, times.as_ptr()) }).map(drop)
+}
+
+/// renameat2(RENAME_NOREPLACE), by its number: musl's libc lacks the wrapper.
+pub(crate) fn rename_noreplace(
+    from_dir: RawFd,
+    from: &CStr,
+    to_dir: RawFd,
+    to: &CStr,
+) -> io::Result<()> {
+    // SAFETY: two fds and two C strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            from_dir,
+            from.as_ptr(),
+            to_dir,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    cvt(r as libc::c_int).map(drop)
 }
 
 /// Removes `name` in `dir` and everything below it, by fd: no path is

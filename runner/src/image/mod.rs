@@ -12,8 +12,13 @@
 mod at;
 pub mod digest;
 pub mod pack;
+mod record;
 mod source;
+#[cfg(test)]
+mod tests;
 pub mod unpack;
+
+pub use record::check_name;
 
 use std::ffi::CString;
 use std::fs;
@@ -23,7 +28,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::json::{self, Value};
 use pack::Whiteouts;
 use source::{Blob, LayerSrc};
 
@@ -206,19 +210,9 @@ impl Store {
         for (id, dir) in &made {
             let Some(dir) = dir else { continue };
             let to = at::cstr(id).map_err(|e| self.err("rename", id, e))?;
-            // SAFETY: two fds and two C strings. RENAME_NOREPLACE: a layer
-            // already there (the same content) is kept, the new one dropped.
-            let r = unsafe {
-                libc::renameat2(
-                    tmp.as_raw_fd(),
-                    dir.as_ptr(),
-                    layers_fd.as_raw_fd(),
-                    to.as_ptr(),
-                    libc::RENAME_NOREPLACE,
-                )
-            };
-            if r != 0 {
-                let e = std::io::Error::last_os_error();
+            // RENAME_NOREPLACE: a layer already there (the same content)
+            // is kept, the new one dropped.
+            if let Err(e) = at::rename_noreplace(tmp.as_raw_fd(), dir, layers_fd.as_raw_fd(), &to) {
                 if e.raw_os_error() != Some(libc::EEXIST) {
                     return Err(self.err("rename a layer into", &format!("layers/sha256/{id}"), e));
                 }
@@ -278,7 +272,7 @@ impl Store {
         let mut raw = digest::Hashing::new(section);
         let diff_id = if gzip {
             unpack::unpack(
-                flate2::read::MultiGzDecoder::new(&mut raw),
+                &mut flate2::read::MultiGzDecoder::new(&mut raw),
                 tmp.as_fd(),
                 &dir,
                 &layer.what,
@@ -413,132 +407,4 @@ pub fn remove_tree(parent: &Path, name: &str) -> Result<()> {
     let dir = at::open_dir_path(parent).map_err(|e| Error::os(what(), &e))?;
     let c = at::cstr(name).map_err(|e| Error::os(what(), &e))?;
     at::remove_at(dir.as_fd(), &c).map_err(|e| Error::os(what(), &e))
-}
-
-/// `[a-z0-9][a-z0-9._-]*` with an optional `:TAG` (`[A-Za-z0-9_.-]`, up to 128).
-pub fn check_name(name: &str) -> Result<()> {
-    let (repo, tag) = match name.split_once(':') {
-        Some((r, t)) => (r, Some(t)),
-        None => (name, None),
-    };
-    let repo_ok = repo.len() <= 128
-        && repo
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && repo
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
-    let tag_ok = tag.is_none_or(|t| {
-        !t.is_empty()
-            && t.len() <= 128
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    });
-    if repo_ok && tag_ok {
-        Ok(())
-    } else {
-        Err(Error::new(format!(
-            "image name {name:?}: expected [a-z0-9][a-z0-9._-]* with an optional :TAG"
-        )))
-    }
-}
-
-impl Image {
-    fn to_json(&self) -> Value {
-        let strs = |v: &[String]| Value::Array(v.iter().map(Value::string).collect());
-        let opt = |v: &Option<String>| v.as_ref().map_or(Value::Null, Value::string);
-        let c = &self.config;
-        Value::Object(vec![
-            ("name".into(), Value::string(&self.name)),
-            ("layers".into(), strs(&self.layers)),
-            (
-                "config".into(),
-                Value::Object(vec![
-                    ("env".into(), strs(&c.env)),
-                    ("cmd".into(), strs(&c.cmd)),
-                    ("entrypoint".into(), strs(&c.entrypoint)),
-                    ("workdir".into(), opt(&c.workdir)),
-                    ("user".into(), opt(&c.user)),
-                ]),
-            ),
-            ("created".into(), Value::number(self.created)),
-        ])
-    }
-
-    fn from_json(text: &str) -> std::result::Result<Image, String> {
-        let v = json::parse(text)?;
-        let strs = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let c = v.get("config");
-        let opt = |k: &str| {
-            c.and_then(|c| c.get(k))
-                .and_then(Value::as_str)
-                .map(String::from)
-        };
-        let image = Image {
-            name: v
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or("no name")?
-                .to_string(),
-            layers: strs(v.get("layers")),
-            config: Config {
-                env: strs(c.and_then(|c| c.get("env"))),
-                cmd: strs(c.and_then(|c| c.get("cmd"))),
-                entrypoint: strs(c.and_then(|c| c.get("entrypoint"))),
-                workdir: opt("workdir"),
-                user: opt("user"),
-            },
-            created: v.get("created").and_then(Value::as_u64).unwrap_or(0),
-        };
-        if let Some(bad) = image.layers.iter().find(|l| !digest::is_hex(l)) {
-            return Err(format!("layer {bad:?} is not a sha256 digest"));
-        }
-        Ok(image)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_checked() {
-        for good in ["busybox", "a", "my-app.v2_x", "busybox:1.36", "x:Latest_1"] {
-            assert!(check_name(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "", "Busybox", "-x", ".x", "a/b", "../x", "x:", "x:a:b", "x:a/b", "x y",
-        ] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn an_image_record_reads_back_as_written() {
-        let image = Image {
-            name: "web:1".into(),
-            layers: vec!["a".repeat(64), "b".repeat(64)],
-            config: Config {
-                env: vec!["PATH=/bin".into()],
-                cmd: vec!["sh".into(), "-c".into(), "echo \"hi\"".into()],
-                entrypoint: vec![],
-                workdir: Some("/srv".into()),
-                user: None,
-            },
-            created: 1_700_000_000,
-        };
-        let text = image.to_json().to_json_pretty();
-        assert_eq!(Image::from_json(&text).unwrap(), image);
-        let bad = text.replace(&"a".repeat(64), "../../x");
-        assert!(Image::from_json(&bad).unwrap_err().contains("not a sha256"));
-    }
 }

@@ -13,6 +13,9 @@ use tar::EntryType;
 
 use super::at::{self, cstr, cvt};
 use super::digest::Hashing;
+
+/// One instance of the tar reader for every kind of layer stream.
+type Entry<'a, 'b> = tar::Entry<'a, Hashing<&'b mut dyn Read>>;
 use crate::error::{Error, Result};
 
 /// Unpacks the tar stream `src` into the new directory `name` in `parent`
@@ -21,7 +24,7 @@ use crate::error::{Error, Result};
 /// digest, which also proves it whole; otherwise missing end blocks are a
 /// truncated archive. On an error the caller removes `name`.
 pub fn unpack(
-    src: impl Read,
+    src: &mut dyn Read,
     parent: BorrowedFd,
     name: &CStr,
     what: &str,
@@ -97,7 +100,7 @@ impl Layer<'_> {
         Error::new(format!("{}: member {member:?}: {why}", self.what))
     }
 
-    fn member<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<()> {
+    fn member(&mut self, entry: &mut Entry) -> Result<()> {
         let raw = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|e| self.refuse(&String::from_utf8_lossy(e.as_bytes()), "not UTF-8"))?;
         let kind = entry.header().entry_type();
@@ -221,7 +224,7 @@ impl Layer<'_> {
         }
     }
 
-    fn pax<R: Read>(&self, entry: &mut tar::Entry<R>, raw: &str) -> Result<Pax> {
+    fn pax(&self, entry: &mut Entry, raw: &str) -> Result<Pax> {
         let mut pax = Pax::default();
         let Some(exts) = entry
             .pax_extensions()
@@ -295,13 +298,7 @@ impl Layer<'_> {
         Ok(())
     }
 
-    fn hard_link<R: Read>(
-        &mut self,
-        entry: &tar::Entry<R>,
-        dir: i32,
-        name: &CStr,
-        raw: &str,
-    ) -> Result<()> {
+    fn hard_link(&mut self, entry: &Entry, dir: i32, name: &CStr, raw: &str) -> Result<()> {
         let target = entry
             .link_name_bytes()
             .ok_or_else(|| self.refuse(raw, "a hard link without a target"))?;
@@ -331,12 +328,7 @@ impl Layer<'_> {
     /// The file type and device number of a node member, where a layer
     /// may have one: fifos anywhere, devices only under dev/, and never a
     /// 0:0 character device (that is a whiteout, which only `.wh.` makes).
-    fn device<R: Read>(
-        &self,
-        entry: &tar::Entry<R>,
-        comps: &[&str],
-        raw: &str,
-    ) -> Result<(u32, libc::dev_t)> {
+    fn device(&self, entry: &Entry, comps: &[&str], raw: &str) -> Result<(u32, libc::dev_t)> {
         let h = entry.header();
         let kind = h.entry_type();
         if kind == EntryType::Fifo {
@@ -366,14 +358,7 @@ impl Layer<'_> {
         for (comps, mtime) in &self.dirs {
             let path = comps.join("/");
             let r = match comps.split_last() {
-                None => {
-                    let t = libc::timespec {
-                        tv_sec: *mtime as libc::time_t,
-                        tv_nsec: 0,
-                    };
-                    // SAFETY: our own fd and two timespecs.
-                    cvt(unsafe { libc::futimens(self.root.as_raw_fd(), [t, t].as_ptr()) }).map(drop)
-                }
+                None => at::set_mtime_fd(self.root.as_raw_fd(), *mtime),
                 Some((leaf, dir)) => {
                     let dir: Vec<&str> = dir.iter().map(String::as_str).collect();
                     at::dir_beneath(self.root, &dir, false)
