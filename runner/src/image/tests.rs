@@ -154,7 +154,7 @@ fn an_upper_dir_commits_as_a_layer_with_oci_whiteouts_and_back() {
     fs::create_dir_all(top.join("work/work/x")).unwrap();
     fs::set_permissions(
         top.join("work/work"),
-        std::os::unix::fs::PermissionsExt::from_mode(0),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
     )
     .unwrap();
     remove_tree(&top, "work").unwrap();
