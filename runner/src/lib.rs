@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod fds;
 pub mod hostroot;
+pub mod image;
 pub mod json;
 pub mod kernel;
 pub mod lifecycle;

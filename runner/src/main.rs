@@ -48,5 +48,8 @@ fn run() -> Result<i32> {
         Command::Rm(a) => commands::rm(a),
         Command::Inspect(a) => commands::inspect(a),
         Command::Wait(a) => commands::wait(a),
+        Command::Import(a) => commands::import(a),
+        Command::Images(a) => commands::images(a),
+        Command::Rmi(a) => commands::rmi(a),
     }
 }

@@ -7,6 +7,7 @@
 //! mount table, cgroup directories, and processes in other PID namespaces
 //! must be as they were before it ran.
 
+mod archives;
 mod cgroups;
 mod detached;
 pub mod elf;
@@ -16,6 +17,7 @@ mod filesystems;
 mod hardening;
 mod harness;
 pub mod host;
+mod images;
 mod init;
 mod kernels;
 mod lifecycle;
@@ -106,6 +108,9 @@ macro_rules! for_each_scenario {
             overlay_roots_share_layers_and_keep_writes_apart,
             many_layers_mount_or_say_the_limit,
             a_failure_at_every_step_with_layers_and_volumes_leaves_nothing,
+            images_import_from_every_kind_of_archive_and_share_layers,
+            images_hostile_archives_are_refused_and_change_nothing,
+            images_a_killed_import_leaves_nothing_used,
         }
     };
 }
@@ -125,6 +130,7 @@ mod all_scenarios {
     pub use crate::exit::*;
     pub use crate::filesystems::*;
     pub use crate::hardening::*;
+    pub use crate::images::*;
     pub use crate::init::*;
     pub use crate::kernels::*;
     pub use crate::lifecycle::*;

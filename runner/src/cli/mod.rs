@@ -7,6 +7,7 @@
 //! `logs`, `attach`, `exec`, `stop`, `kill`, `rm`, `inspect` and `wait`
 //! act on containers in the state store (lifecycle.rs).
 
+pub mod images;
 pub mod lifecycle;
 
 use argh::FromArgs;
@@ -16,7 +17,7 @@ use argh::FromArgs;
 ///
 /// Example: runner --rootfs ./busybox --memory 64M -- /bin/sh
 ///
-/// Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait --help
+/// Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi --help
 #[derive(FromArgs, Debug, Default)]
 pub struct Args {
     /// run in the background: print the container's ID once it runs; its output goes to its log (runner logs ID)
@@ -176,6 +177,9 @@ pub enum Command {
     Rm(lifecycle::Rm),
     Inspect(lifecycle::Inspect),
     Wait(lifecycle::Wait),
+    Import(images::Import),
+    Images(images::Images),
+    Rmi(images::Rmi),
 }
 
 pub enum Parsed {
@@ -206,7 +210,8 @@ const SWITCHES: &[&str] = &[
     "--keep",
 ];
 
-const COMMANDS: &str = "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait";
+const COMMANDS: &str =
+    "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, rmi";
 
 pub fn parse(argv: &[String]) -> Parsed {
     let name = argv.first().map(String::as_str).unwrap_or("runner");
@@ -248,6 +253,9 @@ pub fn parse(argv: &[String]) -> Parsed {
         Some("rm") => FromArgs::from_args(&cmd, &rest).map(Command::Rm),
         Some("inspect") => FromArgs::from_args(&cmd, &rest).map(Command::Inspect),
         Some("wait") => FromArgs::from_args(&cmd, &rest).map(Command::Wait),
+        Some("import") => FromArgs::from_args(&cmd, &rest).map(Command::Import),
+        Some("images") => FromArgs::from_args(&cmd, &rest).map(Command::Images),
+        Some("rmi") => FromArgs::from_args(&cmd, &rest).map(Command::Rmi),
         Some(other) => {
             return Parsed::Error(format!(
                 "{other}: no such command; the commands are {COMMANDS} (see --help)"
@@ -341,6 +349,27 @@ mod tests {
             e.starts_with("frob: no such command; the commands are run, ps"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn image_commands_take_a_store() {
+        let Parsed::Run(Command::Import(i)) =
+            parse(&args("runner import --store=/s ./b.tar web:1"))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (i.store.as_deref(), &*i.source, &*i.name),
+            (Some("/s"), "./b.tar", "web:1")
+        );
+        let Parsed::Run(Command::Rmi(r)) = parse(&args("runner rmi a b")) else {
+            panic!()
+        };
+        assert!(r.store.is_none() && r.names == ["a", "b"]);
+        assert!(matches!(
+            parse(&args("runner images")),
+            Parsed::Run(Command::Images(_))
+        ));
     }
 
     #[test]
