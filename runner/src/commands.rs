@@ -44,7 +44,7 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// Runs `f` on each ID; each failure is one line, and the status is 125
 /// if any failed.
-fn each(ids: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+pub(crate) fn each(ids: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
     if ids.is_empty() {
         return Err(Error::new("no container given"));
     }
@@ -357,38 +357,4 @@ pub fn wait(a: cli::Wait) -> Result<i32> {
         ))
         .with_status(RUNTIME)),
     })
-}
-
-fn image_store(dir: Option<&str>) -> Result<runner::image::Store> {
-    runner::image::Store::open(std::path::Path::new(
-        dir.unwrap_or(runner::image::DEFAULT_STORE),
-    ))
-}
-
-pub fn import(a: crate::cli::images::Import) -> Result<i32> {
-    let image =
-        image_store(a.store.as_deref())?.import(std::path::Path::new(&a.source), &a.name)?;
-    println!("{} ({} layers)", image.name, image.layers.len());
-    Ok(0)
-}
-
-pub fn images(a: crate::cli::images::Images) -> Result<i32> {
-    let images = image_store(a.store.as_deref())?.images()?;
-    let mut text = format!("{:<32} {:>6}  CREATED\n", "NAME", "LAYERS");
-    for i in images {
-        let created = SystemTime::UNIX_EPOCH + Duration::from_secs(i.created);
-        let created = store::time::rfc3339(created);
-        text += &format!("{:<32} {:>6}  {created}\n", i.name, i.layers.len());
-    }
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(0)
-}
-
-pub fn rmi(a: crate::cli::images::Rmi) -> Result<i32> {
-    if a.names.is_empty() {
-        return Err(Error::new("no image given"));
-    }
-    let store = image_store(a.store.as_deref())?;
-    // TODO(run side): in use when a container in the state store records this image.
-    each(&a.names, |name| store.remove(name, &|_| false))
 }

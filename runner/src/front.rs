@@ -16,7 +16,7 @@ use runner::namespaces::{Kind, Namespaces};
 use runner::overlay::Layers;
 use runner::rootfs::Rootfs;
 use runner::spec::{self, cstring, RootSource, Security, Spec};
-use runner::{caps, store};
+use runner::{caps, image, store};
 
 use crate::cli::Args;
 
@@ -69,8 +69,9 @@ impl Host {
 
 /// The spec, and the state store's root.
 pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
-    let defaults = Defaults::default();
-    let command = command(&args.command, &defaults)?;
+    if args.command.is_empty() && args.image.is_none() {
+        return Err(no_command());
+    }
     let limits = limits(&args, host)?;
     let mut namespaces = Namespaces::default();
     match args.net.as_deref() {
@@ -92,11 +93,6 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         .clone()
         .unwrap_or_else(|| spec::DEFAULT_HOSTNAME.into());
     let hostname_c = spec::check_hostname(&hostname).map_err(|e| e.prefixed("--"))?;
-    let workdir = args
-        .workdir
-        .clone()
-        .or(defaults.workdir.clone())
-        .unwrap_or_else(|| "/".into());
     if args.tty && args.no_tty {
         return Err(Error::new("--tty and --no-tty contradict each other"));
     }
@@ -106,22 +102,12 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
              without one its stdin is /dev/null",
         ));
     }
-    if !workdir.starts_with('/') {
-        return Err(Error::new(format!(
-            "--workdir {workdir}: must be an absolute path inside the container"
-        )));
+    if let Some(w) = &args.workdir {
+        check_workdir(w, "--workdir")?;
     }
-    let workdir = cstring("--workdir", &workdir)?;
-    let env = environment(&defaults.env, &args.env, &hostname, host.env)?;
-    let argv = command
-        .iter()
-        .map(|a| cstring("command", a))
-        .collect::<Result<Vec<_>>>()?;
-    let candidates = spec::candidates(&command[0], &spec::path_of(&env))?;
-    let user = match args.user.as_deref().or(defaults.user.as_deref()) {
-        Some(u) => Some(parse_user(u)?),
-        None => None,
-    };
+    if let Some(u) = &args.user {
+        parse_user(u)?;
+    }
     let pivot = host.root == Root::Pivot;
     let security = Security {
         caps: caps::resolve(
@@ -169,7 +155,26 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
              reach the host; bind-mount the directory onto itself before chrooting into it",
         ));
     }
-    let root = root(&args)?;
+    let (root, defaults) = root(&args)?;
+    // The image's defaults, under the command line's.
+    let command = command(&args.command, &defaults)?;
+    let workdir = match (&args.workdir, &defaults.workdir) {
+        (Some(w), _) => w.clone(),
+        (None, Some(w)) => check_workdir(w, "the image's WorkingDir")?.to_string(),
+        (None, None) => "/".into(),
+    };
+    let workdir = cstring("--workdir", &workdir)?;
+    let env = environment(&defaults.env, &args.env, &hostname, host.env)?;
+    let argv = command
+        .iter()
+        .map(|a| cstring("command", a))
+        .collect::<Result<Vec<_>>>()?;
+    let candidates = spec::candidates(&command[0], &spec::path_of(&env))?;
+    let user = match (&args.user, &defaults.user) {
+        (Some(u), _) => Some(parse_user(u)?),
+        (None, Some(u)) => Some(parse_user(u).map_err(|e| e.prefixed("the image's User: "))?),
+        (None, None) => None,
+    };
     let mut mounts = args
         .volume
         .iter()
@@ -186,7 +191,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         root,
         mounts,
         read_only: args.read_only,
-        image: None,
+        image: args.image.clone(),
         user,
         hostname: hostname_c,
         env,
@@ -231,38 +236,75 @@ fn command(given: &[String], defaults: &Defaults) -> Result<Vec<String>> {
     };
     let command: Vec<String> = defaults.entrypoint.iter().chain(rest).cloned().collect();
     if command.is_empty() {
-        return Err(Error::new(
-            "no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh",
-        ));
+        return Err(no_command());
     }
     Ok(command)
 }
 
-/// The root: --rootfs DIR, or an overlay of --layer DIRs; exactly one.
-fn root(args: &Args) -> Result<RootSource> {
-    if let Some(image) = &args.image {
-        let store = args.store.as_deref().unwrap_or("/var/lib/husk");
-        return Err(Error::new(format!(
-            "--image {image}: no image store at {store} yet"
-        )));
+fn no_command() -> Error {
+    Error::new("no command given: put it after --, e.g. runner --rootfs DIR -- /bin/sh")
+}
+
+fn check_workdir<'a>(w: &'a str, what: &str) -> Result<&'a str> {
+    if w.starts_with('/') {
+        Ok(w)
+    } else {
+        Err(Error::new(format!(
+            "{what} {w}: must be an absolute path inside the container"
+        )))
     }
-    match (&args.rootfs, args.layer.is_empty()) {
-        (Some(dir), true) => Ok(RootSource::Dir(Rootfs::open(dir)?)),
-        (None, false) => {
-            let paths: Vec<PathBuf> = args.layer.iter().map(PathBuf::from).collect();
-            Ok(RootSource::Overlay(Layers::open(
-                &paths,
-                "--layer",
-                format!("{} layers", paths.len()),
-            )?))
-        }
-        (Some(_), false) => Err(Error::new(
-            "--rootfs and --layer contradict each other: give one",
-        )),
-        (None, true) => Err(Error::new(
+}
+
+/// The root: --rootfs DIR, an overlay of --layer DIRs, or of an image's
+/// layers (with the image's defaults); exactly one.
+fn root(args: &Args) -> Result<(RootSource, Defaults)> {
+    let given = [
+        args.rootfs.is_some(),
+        !args.layer.is_empty(),
+        args.image.is_some(),
+    ];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        return Err(Error::new(
+            "--rootfs, --layer and --image contradict each other: give one",
+        ));
+    }
+    if let Some(name) = &args.image {
+        return image_root(name, args.store.as_deref());
+    }
+    if let Some(dir) = &args.rootfs {
+        return Ok((RootSource::Dir(Rootfs::open(dir)?), Defaults::default()));
+    }
+    if args.layer.is_empty() {
+        return Err(Error::new(
             "--rootfs DIR is required (or --image NAME, or --layer DIR)",
-        )),
+        ));
     }
+    let paths: Vec<PathBuf> = args.layer.iter().map(PathBuf::from).collect();
+    let label = format!("{} layers", paths.len());
+    let layers = Layers::open(&paths, "--layer", label)?;
+    Ok((RootSource::Overlay(layers), Defaults::default()))
+}
+
+/// An image's layers, opened under the image store's shared lock, which
+/// the layers hold until the container's entry names the image (so that
+/// `rmi` sees it in use).
+fn image_root(name: &str, store: Option<&str>) -> Result<(RootSource, Defaults)> {
+    let dir = PathBuf::from(store.unwrap_or(image::DEFAULT_STORE));
+    let images = image::Store::open(&dir)?;
+    let lock = images.shared_lock()?;
+    let img = images.image(name)?;
+    let paths: Vec<PathBuf> = img.layers.iter().map(|d| images.layer_dir(d)).collect();
+    let mut layers = Layers::open(&paths, "--image", format!("image {name}"))?;
+    layers.lock = Some(lock);
+    let c = img.config;
+    let defaults = Defaults {
+        env: c.env,
+        entrypoint: c.entrypoint,
+        cmd: c.cmd,
+        workdir: c.workdir.filter(|w| !w.is_empty()),
+        user: c.user.filter(|u| !u.is_empty()),
+    };
+    Ok((RootSource::Overlay(layers), defaults))
 }
 
 /// `UID[:GID]`, as numbers; the group 0 when not given.

@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod front;
+mod image_commands;
 
 use cli::Command;
 use runner::error::{Error, Result};
@@ -48,8 +49,10 @@ fn run() -> Result<i32> {
         Command::Rm(a) => commands::rm(a),
         Command::Inspect(a) => commands::inspect(a),
         Command::Wait(a) => commands::wait(a),
-        Command::Import(a) => commands::import(a),
-        Command::Images(a) => commands::images(a),
-        Command::Rmi(a) => commands::rmi(a),
+        Command::Import(a) => image_commands::import(a),
+        Command::Images(a) => image_commands::images(a),
+        Command::Rmi(a) => image_commands::rmi(a),
+        Command::Commit(a) => image_commands::commit(a),
+        Command::Export(a) => image_commands::export(a),
     }
 }

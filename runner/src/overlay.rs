@@ -33,6 +33,8 @@ pub struct Layers {
     /// What the container was made from, for messages and the state: the
     /// image's name, or the layer directories.
     pub label: String,
+    /// The image store's shared lock, while the layers are an image's.
+    pub lock: Option<crate::image::Lock>,
 }
 
 impl Layers {
@@ -54,7 +56,11 @@ impl Layers {
                 Ok(source.into_parts())
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Layers { dirs, label })
+        Ok(Layers {
+            dirs,
+            label,
+            lock: None,
+        })
     }
 
     /// The host paths of the layers, lowest first, as the state records
@@ -72,20 +78,31 @@ impl Layers {
         let top = &self.dirs.last().expect("at least one layer").0;
         let upper = make_dir(&dir.join(UPPER), Some(top))?;
         let work = make_dir(&dir.join(WORK), None)?;
-        let fd = |f: &OwnedFd| format!("/proc/self/fd/{}", f.as_raw_fd());
+        let (u, w) = (fd_path(&upper), fd_path(&work));
+        let attrs = if dev { 0 } else { NODEV };
+        self.overlay(&[("upperdir", &u), ("workdir", &w)], attrs)
+    }
+
+    /// The layers alone, read-only: what a container with these layers
+    /// (its upper one the topmost) sees, for `export`.
+    pub fn view(&self) -> Result<Rootfs> {
+        use linux_raw_sys::general as k;
+        let attrs = k::MOUNT_ATTR_RDONLY | k::MOUNT_ATTR_NOSUID | NODEV | k::MOUNT_ATTR_NOEXEC;
+        self.overlay(&[], attrs)
+    }
+
+    fn overlay(&self, extra: &[(&str, &str)], attrs: u32) -> Result<Rootfs> {
         // Overlay lists the topmost lower layer first.
-        let lowers: Vec<String> = self.dirs.iter().rev().map(|(f, _)| fd(f)).collect();
+        let lowers: Vec<String> = self.dirs.iter().rev().map(|(f, _)| fd_path(f)).collect();
         let joined = lowers.join(":");
         let attempt = |lower: &[(&str, &str)]| -> Result<OwnedFd> {
             // "overlay" where mountinfo shows the source, as Docker's.
             let mut options: Vec<(&str, &str)> = vec![("source", "overlay")];
             options.extend_from_slice(lower);
-            let (u, w) = (fd(&upper), fd(&work));
-            options.push(("upperdir", &u));
-            options.push(("workdir", &w));
+            options.extend_from_slice(extra);
             // Never "index": a layer shared by two containers is a lower
             // layer of both, which index=on refuses.
-            mount(&options, dev)
+            mount(&options, attrs)
         };
         let made = if joined.len() <= FSCONFIG_STRING_MAX {
             attempt(&[("lowerdir", &joined)])
@@ -111,8 +128,15 @@ impl Layers {
     }
 }
 
+const NODEV: u32 = linux_raw_sys::general::MOUNT_ATTR_NODEV;
+
+/// "/proc/self/fd/N": the kernel follows the fd's own link.
+fn fd_path(f: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", f.as_raw_fd())
+}
+
 /// fsopen("overlay"), the options, create, fsmount: a detached mount.
-fn mount(options: &[(&str, &str)], dev: bool) -> Result<OwnedFd> {
+fn mount(options: &[(&str, &str)], attrs: u32) -> Result<OwnedFd> {
     use linux_raw_sys::general as k;
     // SAFETY: fsopen takes a C string and flags; the fd is then ours.
     let fs = unsafe {
@@ -168,7 +192,6 @@ fn mount(options: &[(&str, &str)], dev: bool) -> Result<OwnedFd> {
     }
     config(FSCONFIG_CMD_CREATE, None, None)
         .map_err(|e| failed("make the overlay (fsconfig create)".into(), e))?;
-    let attrs = if dev { 0 } else { k::MOUNT_ATTR_NODEV };
     // SAFETY: fsmount takes an fd and flags; the fd it returns is ours.
     let m = unsafe {
         libc::syscall(

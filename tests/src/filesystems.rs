@@ -12,13 +12,6 @@ use std::process::{Command, Stdio};
 use crate::harness::{has_opts, mount_at, one_error_line, TempRootfs, R};
 use crate::{check, output, Env, Output};
 
-/// The runner with exactly `args` (no --rootfs of the harness's).
-pub(crate) fn husk(env: &Env, args: &[&str]) -> Output {
-    let mut c = Command::new(&env.runner);
-    c.args(args).stdin(Stdio::null());
-    output(&mut c)
-}
-
 /// A scratch directory beside the test rootfs (not /tmp, which is nodev
 /// in the VMs), removed when dropped, with whatever the test mounted in
 /// it unmounted first.
@@ -355,7 +348,7 @@ pub fn overlay_roots_share_layers_and_keep_writes_apart(env: &Env) -> R {
     let kept = fs::read_to_string(upper.join("mine-a")).unwrap_or_default();
     let whiteout = fs::symlink_metadata(upper.join("gone"))
         .map(|m| m.file_type().is_char_device() && m.rdev() == 0);
-    let rm = husk(env, &["rm", &a]);
+    let rm = env.husk(&["rm", &a]);
     check(kept == "a\n" && matches!(whiteout, Ok(true)), || {
         format!("the kept upper layer of {a} holds {kept:?}, gone: {whiteout:?}")
     })?;
@@ -384,7 +377,7 @@ pub fn many_layers_mount_or_say_the_limit(env: &Env) -> R {
     }
     args.extend(["--", "sh", "-c", "cat /which; ls / | grep -c layer"].map(String::from));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = husk(env, &argv);
+    let out = env.husk(&argv);
     if out.status == 0 {
         return check(out.stdout == "39\n40\n", || {
             format!("wanted the top layer's file and 40 layers\n{out}")

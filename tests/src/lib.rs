@@ -17,6 +17,7 @@ mod filesystems;
 mod hardening;
 mod harness;
 pub mod host;
+mod image_runs;
 mod images;
 mod init;
 mod kernels;
@@ -111,6 +112,7 @@ macro_rules! for_each_scenario {
             images_import_from_every_kind_of_archive_and_share_layers,
             images_hostile_archives_are_refused_and_change_nothing,
             images_a_killed_import_leaves_nothing_used,
+            images_run_with_their_layers_defaults_and_commit,
         }
     };
 }
@@ -130,6 +132,7 @@ mod all_scenarios {
     pub use crate::exit::*;
     pub use crate::filesystems::*;
     pub use crate::hardening::*;
+    pub use crate::image_runs::*;
     pub use crate::images::*;
     pub use crate::init::*;
     pub use crate::kernels::*;

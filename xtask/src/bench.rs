@@ -135,6 +135,13 @@ pub fn main(args: Args) -> crate::Result {
             &["--net", "host", "--memory", "64M"],
             &Program::True,
         ),
+        // An overlay root: the layers of an image, and the upper and work
+        // directories made (and removed) in the container's entry.
+        Contender::husk_on(
+            &setup,
+            &["--layer".into(), setup.rootfs.clone().into()],
+            "--layer R",
+        ),
     ];
     for runner in &args.compare {
         contenders.push(Contender::other_husk(&setup, runner));

@@ -17,7 +17,7 @@ use argh::FromArgs;
 ///
 /// Example: runner --rootfs ./busybox --memory 64M -- /bin/sh
 ///
-/// Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi --help
+/// Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi|commit|export --help
 #[derive(FromArgs, Debug, Default)]
 pub struct Args {
     /// run in the background: print the container's ID once it runs; its output goes to its log (runner logs ID)
@@ -180,6 +180,8 @@ pub enum Command {
     Import(images::Import),
     Images(images::Images),
     Rmi(images::Rmi),
+    Commit(images::Commit),
+    Export(images::Export),
 }
 
 pub enum Parsed {
@@ -211,7 +213,7 @@ const SWITCHES: &[&str] = &[
 ];
 
 const COMMANDS: &str =
-    "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, rmi";
+    "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, rmi, commit, export";
 
 pub fn parse(argv: &[String]) -> Parsed {
     let name = argv.first().map(String::as_str).unwrap_or("runner");
@@ -256,6 +258,8 @@ pub fn parse(argv: &[String]) -> Parsed {
         Some("import") => FromArgs::from_args(&cmd, &rest).map(Command::Import),
         Some("images") => FromArgs::from_args(&cmd, &rest).map(Command::Images),
         Some("rmi") => FromArgs::from_args(&cmd, &rest).map(Command::Rmi),
+        Some("commit") => FromArgs::from_args(&cmd, &rest).map(Command::Commit),
+        Some("export") => FromArgs::from_args(&cmd, &rest).map(Command::Export),
         Some(other) => {
             return Parsed::Error(format!(
                 "{other}: no such command; the commands are {COMMANDS} (see --help)"

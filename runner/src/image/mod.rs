@@ -64,9 +64,6 @@ pub struct Lock {
 impl Store {
     /// The store at `dir`, made (0700) when missing.
     pub fn open(dir: &Path) -> Result<Store> {
-        let store = Store {
-            dir: dir.to_path_buf(),
-        };
         let mut b = fs::DirBuilder::new();
         b.recursive(true).mode(0o700);
         for sub in ["layers/sha256", "images", "tmp"] {
@@ -74,7 +71,11 @@ impl Store {
             b.create(&d)
                 .map_err(|e| Error::os(format!("mkdir {}", d.display()), &e))?;
         }
-        Ok(store)
+        // As the kernel names it: a container's state records its layers'
+        // directories so, and `remove` and `commit` compare with them.
+        let dir =
+            fs::canonicalize(dir).map_err(|e| Error::os(format!("find {}", dir.display()), &e))?;
+        Ok(Store { dir })
     }
 
     pub fn dir(&self) -> &Path {
@@ -105,12 +106,13 @@ impl Store {
         self.lock(libc::LOCK_SH)
     }
 
-    /// The exclusive lock, and what a killed changer left swept away.
+    /// The exclusive lock, and what a killed changer left in tmp/ swept
+    /// away. (A layer a killed import renamed into place before its image
+    /// record is whole and verified: it stays, unused, until `rmi`.)
     fn change(&self) -> Result<(Lock, OwnedFd)> {
         let lock = self.lock(libc::LOCK_EX)?;
         let tmp = self.open_dir("tmp")?;
         self.clear_tmp(&tmp)?;
-        self.collect_layers()?;
         Ok((lock, tmp))
     }
 
@@ -327,7 +329,10 @@ impl Store {
     }
 
     /// Removes the image `name`, unless `in_use(name)`, then the layers
-    /// no image references any more.
+    /// that neither an image nor a container uses: `in_use` is asked about
+    /// each layer's directory (`layer_dir`) too, as a container's state
+    /// records them (an image imported again since a container started
+    /// from it no longer names the layers it runs on).
     pub fn remove(&self, name: &str, in_use: &dyn Fn(&str) -> bool) -> Result<()> {
         let _held = self.change()?;
         self.image(name)?;
@@ -336,18 +341,19 @@ impl Store {
         }
         let path = self.record_path(name);
         fs::remove_file(&path).map_err(|e| Error::os(format!("remove {}", path.display()), &e))?;
-        self.collect_layers()
+        self.collect_layers(in_use)
     }
 
-    /// Removes every layer no image record names.
-    fn collect_layers(&self) -> Result<()> {
+    /// Removes every layer no image record names and no container uses.
+    fn collect_layers(&self, in_use: &dyn Fn(&str) -> bool) -> Result<()> {
         let used: std::collections::HashSet<String> =
             self.images()?.into_iter().flat_map(|i| i.layers).collect();
         let layers = self.open_dir("layers/sha256")?;
         for name in
             at::read_names(layers.as_raw_fd()).map_err(|e| self.err("read", "layers/sha256", e))?
         {
-            if !used.contains(&*name.to_string_lossy()) {
+            let id = name.to_string_lossy();
+            if !used.contains(&*id) && !in_use(&self.layer_dir(&id).display().to_string()) {
                 at::remove_at(layers.as_fd(), &name).map_err(|e| {
                     self.err(
                         "remove",
@@ -392,11 +398,19 @@ impl Store {
 pub fn export(root: &Path, out: &mut dyn Write) -> Result<()> {
     let fd =
         at::open_dir_path(root).map_err(|e| Error::os(format!("open {}", root.display()), &e))?;
+    export_fd(fd.as_fd(), out, &root.display().to_string())
+}
+
+/// `export` of the tree at the directory fd `root` (an O_PATH fd too, such
+/// as a detached mount's); `what` names it in messages.
+pub fn export_fd(root: std::os::fd::BorrowedFd<'_>, out: &mut dyn Write, what: &str) -> Result<()> {
+    let fd =
+        at::open_dir(root.as_raw_fd(), c".").map_err(|e| Error::os(format!("open {what}"), &e))?;
     pack::pack(
         fd.as_fd(),
         out,
         Whiteouts::Keep,
-        &format!("export of {}", root.display()),
+        &format!("export of {what}"),
     )
 }
 

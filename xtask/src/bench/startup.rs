@@ -111,6 +111,16 @@ impl Contender {
         Contender::new(&name, &shown, &s.runner, args, netns)
     }
 
+    /// The runner with `root` (flags naming an overlay root: `--layer R`,
+    /// `--image NAME`) in place of `--rootfs R`.
+    pub fn husk_on(s: &Setup, root: &[OsString], shown: &str) -> Self {
+        let mut c = Contender::husk(s, &[], &Program::True);
+        c.args.splice(0..2, root.iter().cloned());
+        c.name = format!("husk {}", shown.trim());
+        c.shown = format!("runner {shown} -- /bin/true");
+        c
+    }
+
     /// Another build of the runner, with the default flags.
     pub fn other_husk(s: &Setup, runner: &Path) -> Self {
         let mut c = Contender::husk(s, &[], &Program::True);
