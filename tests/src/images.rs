@@ -279,7 +279,7 @@ pub fn images_hostile_archives_are_refused_and_change_nothing(env: &Env) -> R {
         (
             "whiteout-forged",
             one(&mut |l| {
-                l.node("etc/x", EntryType::Char, 0, 0);
+                l.dir("dev", 0o755).node("dev/x", EntryType::Char, 0, 0);
             }),
             "a 0:0 character device",
         ),
