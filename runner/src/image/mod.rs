@@ -140,6 +140,9 @@ impl Store {
         at::open_dir_path(&self.dir.join(sub)).map_err(|e| self.err("open", sub, e))
     }
 
+    /// Where a layer is unpacked. For overlay, `lowerdir` lists them top
+    /// first: the image's layers reversed. Take `shared_lock` before
+    /// opening them and hold it until the overlay is mounted.
     pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
         self.dir.join("layers/sha256").join(diff_id)
     }
