@@ -212,32 +212,62 @@ pub(crate) fn tar_of(dir: &Path) -> Vec<u8> {
     b.into_inner().expect("finish a Vec")
 }
 
-/// A docker-archive (`docker save`'s legacy form): manifest.json,
-/// `<id>/layer.tar`, `<config digest>.json`. `diff_ids` stand in for the
-/// layers' own when given.
-pub(crate) fn docker_archive(layers: &[Vec<u8>], diff_ids: Option<Vec<String>>) -> Vec<u8> {
+/// A docker-archive: manifest.json, `<id>/layer.tar`, `<config
+/// digest>.json` (`docker save`'s legacy form), or with `modern` as
+/// docker 25 writes it: gzipped blobs under blobs/sha256/, the second
+/// layer named through a `<id>/layer.tar` symlink to its blob. `diff_ids`
+/// stand in for the layers' own when given.
+pub(crate) fn docker_archive(
+    layers: &[Vec<u8>],
+    diff_ids: Option<Vec<String>>,
+    modern: bool,
+) -> Vec<u8> {
     let ids = diff_ids.unwrap_or_else(|| layers.iter().map(|l| sha256(l)).collect());
     let cfg = config(&ids);
-    let cfg_name = format!("{}.json", sha256(&cfg));
+    let cfg_name = if modern {
+        format!("blobs/sha256/{}", sha256(&cfg))
+    } else {
+        format!("{}.json", sha256(&cfg))
+    };
     let mut b = tar::Builder::new(Vec::new());
-    let mut put = |path: &str, data: &[u8]| {
+    let mut put = |path: &str, data: &[u8], link: Option<&str>| {
         let mut h = Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
-        b.append_data(&mut h, path, data).expect("append to a Vec");
+        match link {
+            Some(target) => {
+                h.set_entry_type(EntryType::Symlink);
+                b.append_link(&mut h, path, target)
+                    .expect("append to a Vec");
+            }
+            None => b.append_data(&mut h, path, data).expect("append to a Vec"),
+        }
     };
     let mut paths = Vec::new();
     for (i, l) in layers.iter().enumerate() {
-        let p = format!("{:064x}/layer.tar", i + 1);
-        put(&p, l);
+        let id = format!("{:064x}", i + 1);
+        let p = if !modern {
+            put(&format!("{id}/layer.tar"), l, None);
+            format!("{id}/layer.tar")
+        } else {
+            let gz = gzip(l);
+            let blob = format!("blobs/sha256/{}", sha256(&gz));
+            put(&blob, &gz, None);
+            if i == 1 {
+                put(&format!("{id}/layer.tar"), &[], Some(&format!("../{blob}")));
+                format!("{id}/layer.tar")
+            } else {
+                blob
+            }
+        };
         paths.push(format!("\"{p}\""));
     }
-    put(&cfg_name, &cfg);
+    put(&cfg_name, &cfg, None);
     let manifest = format!(
         r#"[{{"Config":"{cfg_name}","RepoTags":["test:latest"],"Layers":[{}]}}]"#,
         paths.join(",")
     );
-    put("manifest.json", manifest.as_bytes());
+    put("manifest.json", manifest.as_bytes(), None);
     b.into_inner().expect("finish a Vec")
 }
 

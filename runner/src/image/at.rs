@@ -175,7 +175,7 @@ pub(crate) fn read_names(dir: RawFd) -> io::Result<Vec<CString>> {
     }
     // SAFETY: the stream is ours; this closes `copy`.
     unsafe { libc::closedir(d) };
-    names.sort();
+    names.sort_unstable();
     Ok(names)
 }
 

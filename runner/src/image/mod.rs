@@ -11,6 +11,7 @@
 
 mod at;
 pub mod digest;
+mod gunzip;
 pub mod pack;
 mod record;
 mod source;
@@ -141,6 +142,9 @@ impl Store {
         at::open_dir_path(&self.dir.join(sub)).map_err(|e| self.err("open", sub, e))
     }
 
+    /// Where a layer is unpacked. For overlay, `lowerdir` lists them top
+    /// first: the image's layers reversed. Take `shared_lock` before
+    /// opening them and hold it until the overlay is mounted.
     pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
         self.dir.join("layers/sha256").join(diff_id)
     }
@@ -166,16 +170,16 @@ impl Store {
 
     pub fn images(&self) -> Result<Vec<Image>> {
         let dir = self.dir.join("images");
-        let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(|e| Error::os(format!("read {}", dir.display()), &e))? {
-            let e = e.map_err(|e| Error::os(format!("read {}", dir.display()), &e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
+        let err = |e| Error::os(format!("read {}", dir.display()), &e);
+        let mut names = Vec::new();
+        for e in fs::read_dir(&dir).map_err(err)? {
+            let name = e.map_err(err)?.file_name().to_string_lossy().into_owned();
             if let Some(name) = name.strip_suffix(".json") {
-                out.push(self.image(name)?);
+                names.push(name.to_string());
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        names.sort();
+        names.iter().map(|n| self.image(n)).collect()
     }
 
     /// Imports SOURCE (see source.rs) as the image `name`, replacing an
@@ -274,7 +278,7 @@ impl Store {
         let mut raw = digest::Hashing::new(section);
         let diff_id = if gzip {
             unpack::unpack(
-                &mut flate2::read::MultiGzDecoder::new(&mut raw),
+                &mut gunzip::Gunzip::new(&mut raw),
                 tmp.as_fd(),
                 &dir,
                 &layer.what,

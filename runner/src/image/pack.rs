@@ -143,11 +143,13 @@ impl Packer<'_> {
                 let mut h = Self::header(&st, EntryType::Regular);
                 h.set_size(st.st_size as u64);
                 let file = std::fs::File::from(fd);
-                // A file that changes size meanwhile fails the write
-                // rather than making a tar whose header lies.
+                let exact = Exact {
+                    file,
+                    left: st.st_size as u64,
+                };
                 self.b
-                    .append_data(&mut h, &path, io::Read::take(file, st.st_size as u64))
-                    .map_err(|e| self.os(&path, "write", e))
+                    .append_data(&mut h, &path, exact)
+                    .map_err(|e| self.os(&path, "read", e))
             }
             libc::S_IFLNK => {
                 let mut buf = vec![0u8; libc::PATH_MAX as usize];
@@ -191,6 +193,32 @@ impl Packer<'_> {
             // Sockets have no tar form: they are made by whoever listens.
             _ => Ok(()),
         }
+    }
+}
+
+/// A file's data as long as its header says: one that shrinks while it
+/// is read (a running container's) fails the commit rather than making a
+/// tar whose next header is file data.
+struct Exact {
+    file: std::fs::File,
+    left: u64,
+}
+
+impl io::Read for Exact {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was read",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

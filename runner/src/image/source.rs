@@ -81,13 +81,9 @@ impl Section {
 
 pub fn read(path: &Path) -> Result<Source> {
     let shown = path.display().to_string();
-    let fd = at::open_at(
-        libc::AT_FDCWD,
-        &cstr(&shown).map_err(|e| Error::os(&shown, &e))?,
-        libc::O_RDONLY,
-        0,
-    )
-    .map_err(|e| Error::os(format!("open {shown}"), &e))?;
+    // The user's own path, symlinks and all, opened once; what is inside
+    // is the archive's and is read without following any.
+    let fd = OwnedFd::from(File::open(path).map_err(|e| Error::os(format!("open {shown}"), &e))?);
     let st =
         at::stat_at(fd.as_raw_fd(), c"").map_err(|e| Error::os(format!("stat {shown}"), &e))?;
     let files = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {

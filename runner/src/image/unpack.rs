@@ -152,7 +152,7 @@ impl Layer<'_> {
                 )
                 .map_err(|e| os("create", e))?;
                 let mut f = std::fs::File::from(fd);
-                let n = io::copy(entry, &mut f).map_err(|e| os("write", e))?;
+                let n = io::copy(entry, &mut f).map_err(|e| os("copy its data", e))?;
                 if n != entry.size() {
                     return Err(self.refuse(&raw, "truncated tar (its data ends early)"));
                 }
