@@ -37,7 +37,11 @@ fn image_with_whiteouts(env: &Env) -> Vec<u8> {
         .dir("opq", 0o755)
         .file("opq/.wh..wh..opq", b"")
         .file("opq/new", b"new\n");
-    docker_archive(&[tree_layer(&env.rootfs), extra.tar(), top.tar()], None)
+    docker_archive(
+        &[tree_layer(&env.rootfs), extra.tar(), top.tar()],
+        None,
+        false,
+    )
 }
 
 pub fn images_run_with_their_layers_defaults_and_commit(env: &Env) -> R {

@@ -124,6 +124,20 @@ pub fn main(args: Args) -> crate::Result {
         Crun::InMountNs(ns) => Some(ns.as_raw_fd()),
         _ => None,
     };
+    let images = setup.dir.join("images");
+    let imported = Command::new(&setup.runner)
+        .args(["import", "--store"])
+        .arg(&images)
+        .arg(&setup.rootfs)
+        .arg("busybox")
+        .output()
+        .map_err(|e| format!("{}: {e}", setup.runner.display()))?;
+    if !imported.status.success() {
+        return Err(format!(
+            "runner import of the bench's rootfs: {}",
+            String::from_utf8_lossy(&imported.stderr).trim()
+        ));
+    }
     let mut contenders = vec![
         Contender::floor(&setup, false),
         Contender::floor(&setup, true),
@@ -141,6 +155,16 @@ pub fn main(args: Args) -> crate::Result {
             &setup,
             &["--layer".into(), setup.rootfs.clone().into()],
             "--layer R",
+        ),
+        Contender::husk_on(
+            &setup,
+            &[
+                "--store".into(),
+                images.clone().into(),
+                "--image".into(),
+                "busybox".into(),
+            ],
+            "--image busybox",
         ),
     ];
     for runner in &args.compare {
