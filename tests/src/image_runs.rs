@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::archives::{docker_archive, listing, tree_layer, Layer};
+use crate::archives::{docker_archive, listing, oci_layout, tree_layer, Layer};
 use crate::filesystems::Scratch;
 use crate::harness::{collect, one_error_line, R};
 use crate::{check, Env, Output};
@@ -23,7 +23,7 @@ fn in_store(env: &Env, store: &Path, cmd: &str, args: &[&str]) -> Output {
 /// The busybox rootfs, then a layer with a file and a directory the next
 /// deletes and makes opaque (and what the image's config names: /bin/env
 /// as its entrypoint, /srv as its working directory), then that layer.
-fn image_with_whiteouts(env: &Env) -> Vec<u8> {
+fn layers_with_whiteouts(env: &Env) -> Vec<Vec<u8>> {
     let mut extra = Layer::new();
     extra
         .file("etc/gone", b"deleted by the next layer\n")
@@ -37,41 +37,58 @@ fn image_with_whiteouts(env: &Env) -> Vec<u8> {
         .dir("opq", 0o755)
         .file("opq/.wh..wh..opq", b"")
         .file("opq/new", b"new\n");
-    docker_archive(
-        &[tree_layer(&env.rootfs), extra.tar(), top.tar()],
-        None,
-        false,
-    )
+    vec![tree_layer(&env.rootfs), extra.tar(), top.tar()]
 }
 
 pub fn images_run_with_their_layers_defaults_and_commit(env: &Env) -> R {
     let s = Scratch::new(env, "imageruns")?;
     let store = s.path("store");
     let archive = s.path("wh.tar");
-    fs::write(&archive, image_with_whiteouts(env)).map_err(|e| e.to_string())?;
-    in_store(
-        env,
-        &store,
-        "import",
-        &[&archive.display().to_string(), "wh"],
-    )
-    .expect(0)?;
+    let layers = layers_with_whiteouts(env);
+    fs::write(&archive, docker_archive(&layers, None, false)).map_err(|e| e.to_string())?;
+    let import = |source: &Path, name: &str| {
+        in_store(
+            env,
+            &store,
+            "import",
+            &[&source.display().to_string(), name],
+        )
+    };
+    import(&archive, "wh").expect(0)?;
+    // The same layers as an OCI layout, gzipped: one more image, no more
+    // layers.
+    let oci = s.path("oci");
+    oci_layout(&oci, &layers, true, None);
+    import(&oci, "wh-oci").expect(0)?;
     let layers = store.join("layers");
     let before = listing(&layers);
+    let count = fs::read_dir(layers.join("sha256"))
+        .map_err(|e| e.to_string())?
+        .count();
+    check(count == 3, || {
+        format!("{count} layer directories for two images of the same 3")
+    })?;
 
     // Inside: the deleted file is gone, the opaque directory holds only
     // the top layer's file; the config's Env, User, WorkingDir and
     // Entrypoint (env, which runs the command given) are the defaults.
     let script = "ls /opq; test -e /etc/gone; echo gone=$?; echo $HUSK; id -u; pwd";
-    let out = in_store(
-        env,
-        &store,
-        "run",
-        &["--image", "wh", "--", "sh", "-c", script],
-    );
-    out.expect(0)?;
-    check(out.stdout == "new\ngone=1\nimage\n1000\n/srv\n", || {
-        format!("inside the image\n{out}")
+    for image in ["wh", "wh-oci"] {
+        let out = in_store(
+            env,
+            &store,
+            "run",
+            &["--image", image, "--", "sh", "-c", script],
+        );
+        out.expect(0)?;
+        check(out.stdout == "new\ngone=1\nimage\n1000\n/srv\n", || {
+            format!("inside the image {image}\n{out}")
+        })?;
+    }
+    // Its layers are wh's too: they stay.
+    in_store(env, &store, "rmi", &["wh-oci"]).expect(0)?;
+    check(before == listing(&layers), || {
+        "rmi of an image removed layers another image has".into()
     })?;
     // Without a command: the entrypoint and the image's Cmd.
     let out = in_store(env, &store, "run", &["--image", "wh"]);
