@@ -404,3 +404,51 @@ pub fn a_failure_at_every_step_with_layers_and_volumes_leaves_nothing(env: &Env)
         c
     })
 }
+
+/// A runner killed with an overlay root: the next command removes its
+/// entry and the upper layer in it, or, with --keep, keeps both as a
+/// stopped container that `rm` removes.
+pub fn a_killed_runners_overlay_is_swept_or_kept(env: &Env) -> R {
+    let base = env.rootfs.display().to_string();
+    for keep in [false, true] {
+        let name = format!("husk-killed-overlay-{}-{keep}", std::process::id());
+        let mut args = vec!["--layer", &base, "--name", &name];
+        if keep {
+            args.push("--keep");
+        }
+        args.extend([
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo x > /written; echo ready; exec sleep 100",
+        ]);
+        let r = crate::harness::Running::spawn(env.husk_command(&args))?;
+        let entry = Path::new(crate::host::STORE).join(&name);
+        check(entry.join("upper/written").exists(), || {
+            format!(
+                "no upper layer with the container's write in {}",
+                entry.display()
+            )
+        })?;
+        r.signal(libc::SIGKILL);
+        r.finish(std::time::Duration::from_secs(20))?;
+        env.husk(&["ps", "-a"]).expect(0)?;
+        if !keep {
+            check(!entry.exists(), || {
+                format!("{} is left after the next command", entry.display())
+            })?;
+            continue;
+        }
+        let inspect = env.husk(&["inspect", &name]);
+        check(
+            inspect.stdout.contains("\"status\": \"stopped\"")
+                && entry.join("upper/written").exists(),
+            || format!("the kept container is not stopped with its upper layer\n{inspect}"),
+        )?;
+        env.husk(&["rm", &name]).expect(0)?;
+        check(!entry.exists(), || {
+            format!("{} is left after rm", entry.display())
+        })?;
+    }
+    Ok(())
+}

@@ -330,7 +330,11 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn start(env: &Env, flags: &[&str], script: &str) -> Result<Running, String> {
-        let mut cmd = env.command(flags, &["/bin/sh", "-c", script]);
+        Running::spawn(env.command(flags, &["/bin/sh", "-c", script]))
+    }
+
+    /// `cmd`, a runner whose container's script prints "ready" first.
+    pub(crate) fn spawn(mut cmd: Command) -> Result<Running, String> {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().unwrap();

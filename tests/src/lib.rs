@@ -109,6 +109,7 @@ macro_rules! for_each_scenario {
             overlay_roots_share_layers_and_keep_writes_apart,
             many_layers_mount_or_say_the_limit,
             a_failure_at_every_step_with_layers_and_volumes_leaves_nothing,
+            a_killed_runners_overlay_is_swept_or_kept,
             images_import_from_every_kind_of_archive_and_share_layers,
             images_hostile_archives_are_refused_and_change_nothing,
             images_a_killed_import_leaves_nothing_used,
