@@ -120,14 +120,17 @@ impl Packer<'_> {
         let st = at::stat_at(dir, name).map_err(|e| self.os(&path, "stat", e))?;
         let fmt = st.st_mode & libc::S_IFMT;
         if fmt != libc::S_IFDIR && st.st_nlink > 1 {
-            if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)).cloned() {
+            // 32-bit ino_t on armv7's glibc.
+            #[allow(clippy::unnecessary_cast)]
+            let key = (st.st_dev as u64, st.st_ino as u64);
+            if let Some(first) = self.links.get(&key).cloned() {
                 let mut h = Self::header(&st, EntryType::Link);
                 return self
                     .b
                     .append_link(&mut h, &path, &first)
                     .map_err(|e| self.os(&path, "write", e));
             }
-            self.links.insert((st.st_dev, st.st_ino), path.clone());
+            self.links.insert(key, path.clone());
         }
         match fmt {
             libc::S_IFDIR => {
