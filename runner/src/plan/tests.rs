@@ -58,6 +58,14 @@ fn root(remount_nodev: &[&CStr]) -> Detached {
     }
 }
 
+/// Where the step named `want` is.
+fn position(steps: &[String], want: &str) -> usize {
+    steps
+        .iter()
+        .position(|s| s == want)
+        .unwrap_or_else(|| panic!("no step {want}: {steps:#?}"))
+}
+
 /// The plan's steps as the runner names them in errors.
 fn steps(plan: &Plan) -> Vec<String> {
     decode(&plan.bytes)
@@ -71,12 +79,7 @@ fn the_order_that_matters() {
     let plan = build(&spec(true, false), &hybrid(), None, &root(&[]), &[]).unwrap();
     let ops = decode(&plan.bytes);
     let steps = steps(&plan);
-    let pos = |want: &str| {
-        steps
-            .iter()
-            .position(|s| s == want)
-            .unwrap_or_else(|| panic!("no step {want}: {steps:#?}"))
-    };
+    let pos = |want: &str| position(&steps, want);
     assert_eq!(pos("unshare the cgroup namespace"), 0);
     assert_eq!(pos("change the propagation of /"), 1);
     assert_eq!(pos("attach the rootfs"), 2);
@@ -177,12 +180,7 @@ fn a_terminal_becomes_the_console_and_the_controlling_tty() {
     )
     .unwrap();
     let steps = steps(&plan);
-    let pos = |want: &str| {
-        steps
-            .iter()
-            .position(|s| s == want)
-            .unwrap_or_else(|| panic!("no {want}"))
-    };
+    let pos = |want: &str| position(&steps, want);
     assert!(pos("mount tmpfs on /dev") < pos("bind /dev/pts/7 on /dev/console"));
     assert_eq!(
         pos("setsid") + 1,
@@ -267,12 +265,7 @@ fn user_mounts_come_after_husks_and_before_the_masks_and_the_read_only_root() {
     let volume = root(&[c"", c"sub"]);
     let plan = build(&s, &hybrid(), None, &root(&[]), &[volume]).unwrap();
     let steps = steps(&plan);
-    let pos = |want: &str| {
-        steps
-            .iter()
-            .position(|s| s == want)
-            .unwrap_or_else(|| panic!("no step {want}: {steps:#?}"))
-    };
+    let pos = |want: &str| position(&steps, want);
     // The tmpfs on /srv first: the volume is mounted in it.
     assert!(pos("remount /sys/fs/cgroup") < pos("mkdir /srv"));
     assert!(pos("mount tmpfs on /srv") < pos("mkdir /srv/data"));
