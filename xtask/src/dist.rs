@@ -22,7 +22,7 @@ pub struct Args {
 
 pub const SHIM_BUDGET: u64 = 16 << 10;
 /// For x86_64, the runner with the shim inside.
-pub const RUNNER_BUDGET: u64 = 640 << 10;
+pub const RUNNER_BUDGET: u64 = 512 << 10;
 
 pub struct Built {
     pub arch: &'static Arch,
