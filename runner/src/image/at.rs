@@ -236,6 +236,8 @@ pub(crate) fn own_and_mode(
     Ok(())
 }
 
+// time_t is i32 on armv7's glibc, i64 elsewhere.
+#[allow(clippy::useless_conversion)]
 fn times(mtime: u64) -> [libc::timespec; 2] {
     let t = libc::timespec {
         // Whatever width the C library's time_t has.

@@ -120,14 +120,14 @@ impl Packer<'_> {
         let st = at::stat_at(dir, name).map_err(|e| self.os(&path, "stat", e))?;
         let fmt = st.st_mode & libc::S_IFMT;
         if fmt != libc::S_IFDIR && st.st_nlink > 1 {
-            if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)).cloned() {
+            if let Some(first) = self.links.get(&inode(&st)).cloned() {
                 let mut h = Self::header(&st, EntryType::Link);
                 return self
                     .b
                     .append_link(&mut h, &path, &first)
                     .map_err(|e| self.os(&path, "write", e));
             }
-            self.links.insert((st.st_dev, st.st_ino), path.clone());
+            self.links.insert(inode(&st), path.clone());
         }
         match fmt {
             libc::S_IFDIR => {
@@ -194,6 +194,13 @@ impl Packer<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// (device, inode), whose field types differ between architectures
+/// (32-bit ino_t on armv7).
+#[allow(clippy::unnecessary_cast)]
+fn inode(st: &libc::stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 /// A file's data as long as its header says: one that shrinks while it

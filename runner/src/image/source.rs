@@ -53,7 +53,8 @@ pub struct Section {
 
 impl Read for Section {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
+        // In u64 first: on 32-bit targets the rest may not fit a usize.
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         self.pos += n as u64;
         Ok(n)
