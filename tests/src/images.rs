@@ -280,6 +280,13 @@ pub fn images_hostile_archives_are_refused_and_change_nothing(env: &Env) -> R {
             "not an earlier member",
         ),
         (
+            "hardlink-through-symlink",
+            one(&mut |l| {
+                l.symlink("etc/s", "/etc").hardlink("etc/h", "etc/s/passwd");
+            }),
+            "not an earlier member",
+        ),
+        (
             "device",
             one(&mut |l| {
                 l.node("etc/null", EntryType::Char, 1, 3);

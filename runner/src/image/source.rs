@@ -3,7 +3,6 @@
 //! tar (read in place: members are found by their offsets, nothing is
 //! extracted), a plain rootfs directory or a plain rootfs tar.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -138,7 +137,8 @@ enum Files {
     Dir(OwnedFd),
     Tar {
         file: Rc<File>,
-        members: HashMap<String, Member>,
+        /// In archive order; a path given twice means its last member.
+        members: Vec<(String, Member)>,
     },
 }
 
@@ -157,7 +157,7 @@ impl Files {
             pos: 0,
             end: file.metadata().map_err(bad)?.len(),
         });
-        let mut members = HashMap::new();
+        let mut members = Vec::new();
         for entry in archive.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -186,7 +186,7 @@ impl Files {
                 }
                 _ => continue,
             };
-            members.insert(comps.join("/"), member);
+            members.push((comps.join("/"), member));
         }
         Ok(Files::Tar {
             file: file.clone(),
@@ -217,7 +217,13 @@ impl Files {
             Files::Tar { file, members } => {
                 let mut key = comps.join("/");
                 for _ in 0..8 {
-                    match members.get(&key) {
+                    // A few lookups per import: a scan is enough.
+                    match members
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, m)| m)
+                    {
                         Some(Member::Data(pos, len)) => {
                             return Ok(Section {
                                 file: file.clone(),

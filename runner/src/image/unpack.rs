@@ -4,7 +4,6 @@
 //! without following a symlink, and anything that could reach outside it
 //! or forge an overlay whiteout is refused with one line naming the member.
 
-use std::collections::HashSet;
 use std::ffi::CStr;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -40,7 +39,6 @@ pub fn unpack(
         what,
         // SAFETY: `root` outlives `layer`.
         root: unsafe { BorrowedFd::borrow_raw(root.as_raw_fd()) },
-        seen: HashSet::new(),
         dirs: Vec::new(),
         kill_after: kill_knob(),
     };
@@ -79,8 +77,6 @@ pub(crate) fn die_here() -> ! {
 struct Layer<'a> {
     what: &'a str,
     root: BorrowedFd<'a>,
-    /// Members written so far: hard links may only name one of these.
-    seen: HashSet<String>,
     /// Directories whose mtime is set last, after their children.
     dirs: Vec<(Vec<String>, u64)>,
     kill_after: Option<usize>,
@@ -206,7 +202,6 @@ impl Layer<'_> {
         if kind != EntryType::Directory {
             at::set_mtime(p, &name, mtime).map_err(|e| os("utimensat", e))?;
         }
-        self.seen.insert(comps.join("/"));
         self.tick();
         Ok(())
     }
@@ -305,22 +300,25 @@ impl Layer<'_> {
         let target = String::from_utf8_lossy(&target).into_owned();
         let comps = components(&target)
             .map_err(|why| self.refuse(raw, &format!("hard link to {target:?}: {why}")))?;
-        let key = comps.join("/");
-        let Some((leaf, tdir)) = comps.split_last().filter(|_| self.seen.contains(&key)) else {
-            return Err(self.refuse(
+        // The layer's directory is new: what is in it now came from the
+        // earlier members of this layer, so a target found there (beneath
+        // it, through no symlink) is one of them.
+        let missing = || {
+            self.refuse(
                 raw,
                 &format!("hard link to {target:?}, not an earlier member of the layer"),
-            ));
+            )
         };
-        let from = at::dir_beneath(self.root, tdir, false)
-            .map_err(|e| self.os(raw, "open the link's target directory", e))?;
+        let (leaf, tdir) = comps.split_last().ok_or_else(missing)?;
+        let from = at::dir_beneath(self.root, tdir, false).map_err(|_| missing())?;
         let tname = cstr(leaf).map_err(|_| self.refuse(raw, "holds a NUL"))?;
         // SAFETY: two fds and two C strings; flags 0: a symlink target is
         // linked as itself, never followed.
-        cvt(unsafe { libc::linkat(from.as_raw_fd(), tname.as_ptr(), dir, name.as_ptr(), 0) })
-            .map_err(|e| self.os(raw, "link", e))?;
-        let comps = components(raw).unwrap_or_default();
-        self.seen.insert(comps.join("/"));
+        match cvt(unsafe { libc::linkat(from.as_raw_fd(), tname.as_ptr(), dir, name.as_ptr(), 0) })
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(missing()),
+            r => r.map_err(|e| self.os(raw, "link", e))?,
+        };
         self.tick();
         Ok(())
     }
