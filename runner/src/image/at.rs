@@ -5,7 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -312,8 +312,7 @@ pub(crate) fn remove_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
         r => r?,
     };
     for child in read_names(sub.as_raw_fd())? {
-        // SAFETY: `sub` outlives the borrow.
-        remove_at(unsafe { BorrowedFd::borrow_raw(sub.as_raw_fd()) }, &child)?;
+        remove_at(sub.as_fd(), &child)?;
     }
     // SAFETY: a C string.
     cvt(unsafe { libc::unlinkat(raw, name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)

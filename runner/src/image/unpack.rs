@@ -6,7 +6,7 @@
 
 use std::ffi::CStr;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use tar::EntryType;
 
@@ -37,8 +37,7 @@ pub fn unpack(
     let mut archive = tar::Archive::new(Hashing::new(src));
     let mut layer = Layer {
         what,
-        // SAFETY: `root` outlives `layer`.
-        root: unsafe { BorrowedFd::borrow_raw(root.as_raw_fd()) },
+        root: root.as_fd(),
         dirs: Vec::new(),
         kill_after: kill_knob(),
     };
@@ -136,7 +135,7 @@ impl Layer<'_> {
         let name = cstr(leaf).map_err(|_| self.refuse(&raw, "holds a NUL"))?;
         let what = self.what;
         let os = |op: &str, e: io::Error| Error::os(format!("{what}: member {raw:?}: {op}"), &e);
-        let kept_dir = self.clear(p, &name, kind == EntryType::Directory, &raw)?;
+        let kept_dir = self.clear(parent.as_fd(), &name, kind == EntryType::Directory, &raw)?;
         let mut file = None;
         match kind {
             EntryType::Regular | EntryType::Continuous => {
@@ -256,14 +255,13 @@ impl Layer<'_> {
 
     /// Makes room for a new `name` in `dir`: a later member replaces an
     /// earlier one. True when `name` is a directory kept for a directory.
-    fn clear(&self, dir: i32, name: &CStr, dir_wanted: bool, raw: &str) -> Result<bool> {
-        match at::stat_at(dir, name) {
+    fn clear(&self, dir: BorrowedFd, name: &CStr, dir_wanted: bool, raw: &str) -> Result<bool> {
+        match at::stat_at(dir.as_raw_fd(), name) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(self.os(raw, "stat", e)),
             Ok(st) if dir_wanted && st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(true),
             Ok(_) => {
-                // SAFETY: `dir` outlives the borrow.
-                at::remove_at(unsafe { BorrowedFd::borrow_raw(dir) }, name)
+                at::remove_at(dir, name)
                     .map_err(|e| self.os(raw, "remove the earlier member", e))?;
                 Ok(false)
             }
@@ -285,7 +283,7 @@ impl Layer<'_> {
             return Err(self.refuse(raw, "a whiteout of nothing"));
         }
         let name = cstr(hidden).map_err(|_| self.refuse(raw, "holds a NUL"))?;
-        self.clear(dir.as_raw_fd(), &name, false, raw)?;
+        self.clear(dir.as_fd(), &name, false, raw)?;
         // SAFETY: a C string, a mode and device 0:0.
         cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), libc::S_IFCHR, 0) })
             .map_err(|e| self.os(raw, "mknod whiteout", e))?;
