@@ -17,6 +17,7 @@ mod hardening;
 mod harness;
 pub mod host;
 mod images;
+mod images_hostile;
 mod init;
 mod kernels;
 mod lifecycle;
@@ -123,6 +124,7 @@ mod all_scenarios {
     pub use crate::exit::*;
     pub use crate::hardening::*;
     pub use crate::images::*;
+    pub use crate::images_hostile::*;
     pub use crate::init::*;
     pub use crate::kernels::*;
     pub use crate::lifecycle::*;
