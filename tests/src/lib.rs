@@ -19,6 +19,7 @@ mod harness;
 pub mod host;
 mod image_runs;
 mod images;
+mod images_hostile;
 mod init;
 mod kernels;
 mod lifecycle;
@@ -135,6 +136,7 @@ mod all_scenarios {
     pub use crate::hardening::*;
     pub use crate::image_runs::*;
     pub use crate::images::*;
+    pub use crate::images_hostile::*;
     pub use crate::init::*;
     pub use crate::kernels::*;
     pub use crate::lifecycle::*;

@@ -5,7 +5,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -236,6 +236,8 @@ pub(crate) fn own_and_mode(
     Ok(())
 }
 
+// time_t is i32 on armv7's glibc, i64 elsewhere.
+#[allow(clippy::useless_conversion)]
 fn times(mtime: u64) -> [libc::timespec; 2] {
     let t = libc::timespec {
         // Whatever width the C library's time_t has.
@@ -310,8 +312,7 @@ pub(crate) fn remove_at(dir: BorrowedFd, name: &CStr) -> io::Result<()> {
         r => r?,
     };
     for child in read_names(sub.as_raw_fd())? {
-        // SAFETY: `sub` outlives the borrow.
-        remove_at(unsafe { BorrowedFd::borrow_raw(sub.as_raw_fd()) }, &child)?;
+        remove_at(sub.as_fd(), &child)?;
     }
     // SAFETY: a C string.
     cvt(unsafe { libc::unlinkat(raw, name.as_ptr(), libc::AT_REMOVEDIR) }).map(drop)

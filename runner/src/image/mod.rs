@@ -9,6 +9,7 @@
 //! whole, the image record last: a crash leaves nothing a later command
 //! uses, and the next changer sweeps tmp/ and unreferenced layers.
 
+mod archive;
 mod at;
 pub mod digest;
 mod gunzip;

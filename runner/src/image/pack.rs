@@ -3,7 +3,6 @@
 //! and `commit`'s layer from a container's overlay upper directory, whose
 //! whiteouts become OCI ones again.
 
-use std::collections::HashMap;
 use std::ffi::{CStr, OsStr};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -31,7 +30,7 @@ pub fn pack(root: BorrowedFd, out: &mut dyn Write, whiteouts: Whiteouts, what: &
     let mut p = Packer {
         b: tar::Builder::new(out),
         whiteouts,
-        links: HashMap::new(),
+        links: Vec::new(),
         what,
     };
     let st = at::stat_at(root.as_raw_fd(), c"").map_err(|e| p.os(Path::new("."), "stat", e))?;
@@ -42,8 +41,8 @@ pub fn pack(root: BorrowedFd, out: &mut dyn Write, whiteouts: Whiteouts, what: &
 struct Packer<'a> {
     b: tar::Builder<&'a mut dyn Write>,
     whiteouts: Whiteouts,
-    /// (device, inode) → the path first written, for hard links.
-    links: HashMap<(u64, u64), PathBuf>,
+    /// (device, inode) → the path first written, for hard links; sorted.
+    links: Vec<((u64, u64), PathBuf)>,
     what: &'a str,
 }
 
@@ -120,17 +119,17 @@ impl Packer<'_> {
         let st = at::stat_at(dir, name).map_err(|e| self.os(&path, "stat", e))?;
         let fmt = st.st_mode & libc::S_IFMT;
         if fmt != libc::S_IFDIR && st.st_nlink > 1 {
-            // 32-bit ino_t on armv7's glibc.
-            #[allow(clippy::unnecessary_cast)]
-            let key = (st.st_dev as u64, st.st_ino as u64);
-            if let Some(first) = self.links.get(&key).cloned() {
-                let mut h = Self::header(&st, EntryType::Link);
-                return self
-                    .b
-                    .append_link(&mut h, &path, &first)
-                    .map_err(|e| self.os(&path, "write", e));
+            match self.links.binary_search_by_key(&inode(&st), |(k, _)| *k) {
+                Ok(i) => {
+                    let first = self.links[i].1.clone();
+                    let mut h = Self::header(&st, EntryType::Link);
+                    return self
+                        .b
+                        .append_link(&mut h, &path, &first)
+                        .map_err(|e| self.os(&path, "write", e));
+                }
+                Err(i) => self.links.insert(i, (inode(&st), path.clone())),
             }
-            self.links.insert(key, path.clone());
         }
         match fmt {
             libc::S_IFDIR => {
@@ -197,6 +196,13 @@ impl Packer<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// (device, inode), whose field types differ between architectures
+/// (32-bit ino_t on armv7).
+#[allow(clippy::unnecessary_cast)]
+fn inode(st: &libc::stat) -> (u64, u64) {
+    (st.st_dev as u64, st.st_ino as u64)
 }
 
 /// A file's data as long as its header says: one that shrinks while it

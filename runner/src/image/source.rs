@@ -3,23 +3,18 @@
 //! tar (read in place: members are found by their offsets, nothing is
 //! extracted), a plain rootfs directory or a plain rootfs tar.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
 
-use super::at::{self, cstr};
+use super::archive::Files;
+pub use super::archive::Section;
+use super::at;
 use super::digest;
-use super::unpack::components;
 use super::Config;
 use crate::error::{Error, Result};
-use crate::json::{self, Value};
-
-/// Manifests, indexes and configs are small; anything bigger is refused.
-const MAX_JSON: u64 = 4 << 20;
+use crate::json::Value;
 
 pub struct Source {
     pub layers: Vec<LayerSrc>,
@@ -41,42 +36,6 @@ pub enum Blob {
     Section(Section),
     /// A plain rootfs directory, packed into a layer by the store.
     Dir(OwnedFd),
-}
-
-/// A byte range of a file, read by offset.
-#[derive(Clone)]
-pub struct Section {
-    file: Rc<File>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for Section {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl io::Seek for Section {
-    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
-        // Only the tar reader seeks, forward from where it is.
-        let io::SeekFrom::Current(by) = to else {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        };
-        self.pos = self.pos.saturating_add_signed(by).min(self.end);
-        Ok(self.pos)
-    }
-}
-
-impl Section {
-    pub fn head(&self) -> [u8; 4] {
-        let mut b = [0u8; 4];
-        let _ = self.file.read_at(&mut b, self.pos);
-        b
-    }
 }
 
 pub fn read(path: &Path) -> Result<Source> {
@@ -131,129 +90,6 @@ fn plain(blob: Blob, shown: &str) -> Source {
         config: Config::default(),
     }
 }
-
-/// The files of a layout directory or of an archive's members.
-enum Files {
-    Dir(OwnedFd),
-    Tar {
-        file: Rc<File>,
-        members: HashMap<String, Member>,
-    },
-}
-
-enum Member {
-    Data(u64, u64),
-    /// A symlink or hard link, as an archive path.
-    Link(String),
-}
-
-impl Files {
-    fn tar(file: &Rc<File>, shown: &str) -> Result<Files> {
-        let bad =
-            |e: io::Error| Error::new(format!("{shown}: not a tar archive, nor a directory: {e}"));
-        let mut archive = tar::Archive::new(Section {
-            file: file.clone(),
-            pos: 0,
-            end: file.metadata().map_err(bad)?.len(),
-        });
-        let mut members = HashMap::new();
-        for entry in archive.entries_with_seek().map_err(bad)? {
-            let entry = entry.map_err(bad)?;
-            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let Ok(comps) = components(&path) else {
-                continue;
-            };
-            let kind = entry.header().entry_type();
-            let link = entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned());
-            let member = match (kind, link) {
-                (tar::EntryType::Regular | tar::EntryType::Continuous, _) => {
-                    Member::Data(entry.raw_file_position(), entry.size())
-                }
-                (tar::EntryType::Link, Some(l)) => Member::Link(l),
-                (tar::EntryType::Symlink, Some(l)) => {
-                    let mut at: Vec<&str> = comps[..comps.len().saturating_sub(1)].to_vec();
-                    for c in l.split('/').filter(|c| !c.is_empty() && *c != ".") {
-                        if c == ".." {
-                            at.pop();
-                        } else {
-                            at.push(c);
-                        }
-                    }
-                    Member::Link(at.join("/"))
-                }
-                _ => continue,
-            };
-            members.insert(comps.join("/"), member);
-        }
-        Ok(Files::Tar {
-            file: file.clone(),
-            members,
-        })
-    }
-
-    fn has(&self, path: &str) -> bool {
-        self.open(path).is_ok()
-    }
-
-    fn open(&self, path: &str) -> io::Result<Section> {
-        let comps = components(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        match self {
-            Files::Dir(fd) => {
-                let (leaf, dir) = comps
-                    .split_last()
-                    .ok_or(io::Error::from_raw_os_error(libc::EISDIR))?;
-                let d = at::dir_beneath(fd.as_fd(), dir, false)?;
-                let f = File::from(at::open_at(d.as_raw_fd(), &cstr(leaf)?, libc::O_RDONLY, 0)?);
-                let end = f.metadata()?.len();
-                Ok(Section {
-                    file: Rc::new(f),
-                    pos: 0,
-                    end,
-                })
-            }
-            Files::Tar { file, members } => {
-                let mut key = comps.join("/");
-                for _ in 0..8 {
-                    match members.get(&key) {
-                        Some(Member::Data(pos, len)) => {
-                            return Ok(Section {
-                                file: file.clone(),
-                                pos: *pos,
-                                end: pos + len,
-                            })
-                        }
-                        Some(Member::Link(to)) => {
-                            key = components(to).unwrap_or_default().join("/")
-                        }
-                        None => break,
-                    }
-                }
-                Err(io::Error::from_raw_os_error(libc::ENOENT))
-            }
-        }
-    }
-
-    /// A small JSON file, parsed; with `digest` (hex), verified first.
-    fn json(&self, path: &str, digest: Option<&str>, shown: &str) -> Result<Value> {
-        let what = format!("{shown}: {path}");
-        let s = self.open(path).map_err(|e| Error::os(&what, &e))?;
-        if s.end - s.pos > MAX_JSON {
-            return Err(Error::new(format!("{what}: larger than {MAX_JSON} bytes")));
-        }
-        let mut data = Vec::new();
-        s.take(MAX_JSON)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::os(&what, &e))?;
-        if let Some(want) = digest {
-            digest::check(&what, &digest::sha256(&data), want)?;
-        }
-        let text = String::from_utf8(data).map_err(|_| Error::new(format!("{what}: not UTF-8")))?;
-        json::parse(&text).map_err(|e| Error::new(format!("{what}: {e}")))
-    }
-}
-
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {

@@ -4,10 +4,9 @@
 //! without following a symlink, and anything that could reach outside it
 //! or forge an overlay whiteout is refused with one line naming the member.
 
-use std::collections::HashSet;
 use std::ffi::CStr;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use tar::EntryType;
 
@@ -38,9 +37,7 @@ pub fn unpack(
     let mut archive = tar::Archive::new(Hashing::new(src));
     let mut layer = Layer {
         what,
-        // SAFETY: `root` outlives `layer`.
-        root: unsafe { BorrowedFd::borrow_raw(root.as_raw_fd()) },
-        seen: HashSet::new(),
+        root: root.as_fd(),
         dirs: Vec::new(),
         kill_after: kill_knob(),
     };
@@ -79,8 +76,6 @@ pub(crate) fn die_here() -> ! {
 struct Layer<'a> {
     what: &'a str,
     root: BorrowedFd<'a>,
-    /// Members written so far: hard links may only name one of these.
-    seen: HashSet<String>,
     /// Directories whose mtime is set last, after their children.
     dirs: Vec<(Vec<String>, u64)>,
     kill_after: Option<usize>,
@@ -140,7 +135,7 @@ impl Layer<'_> {
         let name = cstr(leaf).map_err(|_| self.refuse(&raw, "holds a NUL"))?;
         let what = self.what;
         let os = |op: &str, e: io::Error| Error::os(format!("{what}: member {raw:?}: {op}"), &e);
-        let kept_dir = self.clear(p, &name, kind == EntryType::Directory, &raw)?;
+        let kept_dir = self.clear(parent.as_fd(), &name, kind == EntryType::Directory, &raw)?;
         let mut file = None;
         match kind {
             EntryType::Regular | EntryType::Continuous => {
@@ -206,7 +201,6 @@ impl Layer<'_> {
         if kind != EntryType::Directory {
             at::set_mtime(p, &name, mtime).map_err(|e| os("utimensat", e))?;
         }
-        self.seen.insert(comps.join("/"));
         self.tick();
         Ok(())
     }
@@ -261,14 +255,13 @@ impl Layer<'_> {
 
     /// Makes room for a new `name` in `dir`: a later member replaces an
     /// earlier one. True when `name` is a directory kept for a directory.
-    fn clear(&self, dir: i32, name: &CStr, dir_wanted: bool, raw: &str) -> Result<bool> {
-        match at::stat_at(dir, name) {
+    fn clear(&self, dir: BorrowedFd, name: &CStr, dir_wanted: bool, raw: &str) -> Result<bool> {
+        match at::stat_at(dir.as_raw_fd(), name) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(self.os(raw, "stat", e)),
             Ok(st) if dir_wanted && st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(true),
             Ok(_) => {
-                // SAFETY: `dir` outlives the borrow.
-                at::remove_at(unsafe { BorrowedFd::borrow_raw(dir) }, name)
+                at::remove_at(dir, name)
                     .map_err(|e| self.os(raw, "remove the earlier member", e))?;
                 Ok(false)
             }
@@ -290,7 +283,7 @@ impl Layer<'_> {
             return Err(self.refuse(raw, "a whiteout of nothing"));
         }
         let name = cstr(hidden).map_err(|_| self.refuse(raw, "holds a NUL"))?;
-        self.clear(dir.as_raw_fd(), &name, false, raw)?;
+        self.clear(dir.as_fd(), &name, false, raw)?;
         // SAFETY: a C string, a mode and device 0:0.
         cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), libc::S_IFCHR, 0) })
             .map_err(|e| self.os(raw, "mknod whiteout", e))?;
@@ -305,22 +298,25 @@ impl Layer<'_> {
         let target = String::from_utf8_lossy(&target).into_owned();
         let comps = components(&target)
             .map_err(|why| self.refuse(raw, &format!("hard link to {target:?}: {why}")))?;
-        let key = comps.join("/");
-        let Some((leaf, tdir)) = comps.split_last().filter(|_| self.seen.contains(&key)) else {
-            return Err(self.refuse(
+        // The layer's directory is new: what is in it now came from the
+        // earlier members of this layer, so a target found there (beneath
+        // it, through no symlink) is one of them.
+        let missing = || {
+            self.refuse(
                 raw,
                 &format!("hard link to {target:?}, not an earlier member of the layer"),
-            ));
+            )
         };
-        let from = at::dir_beneath(self.root, tdir, false)
-            .map_err(|e| self.os(raw, "open the link's target directory", e))?;
+        let (leaf, tdir) = comps.split_last().ok_or_else(missing)?;
+        let from = at::dir_beneath(self.root, tdir, false).map_err(|_| missing())?;
         let tname = cstr(leaf).map_err(|_| self.refuse(raw, "holds a NUL"))?;
         // SAFETY: two fds and two C strings; flags 0: a symlink target is
         // linked as itself, never followed.
-        cvt(unsafe { libc::linkat(from.as_raw_fd(), tname.as_ptr(), dir, name.as_ptr(), 0) })
-            .map_err(|e| self.os(raw, "link", e))?;
-        let comps = components(raw).unwrap_or_default();
-        self.seen.insert(comps.join("/"));
+        match cvt(unsafe { libc::linkat(from.as_raw_fd(), tname.as_ptr(), dir, name.as_ptr(), 0) })
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(missing()),
+            r => r.map_err(|e| self.os(raw, "link", e))?,
+        };
         self.tick();
         Ok(())
     }
