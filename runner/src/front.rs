@@ -175,12 +175,13 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         (None, Some(u)) => Some(parse_user(u).map_err(|e| e.prefixed("the image's User: "))?),
         (None, None) => None,
     };
-    let mut mounts = args
-        .volume
-        .iter()
-        .map(|v| mounts::volume(v))
-        .chain(args.tmpfs.iter().map(|t| mounts::tmpfs(t)))
-        .collect::<Result<Vec<_>>>()?;
+    let mut mounts = Vec::with_capacity(args.volume.len() + args.tmpfs.len());
+    for v in &args.volume {
+        mounts.push(mounts::volume(v)?);
+    }
+    for t in &args.tmpfs {
+        mounts.push(mounts::tmpfs(t)?);
+    }
     mounts::sort(&mut mounts);
     let shim = runner::shim::Source::choose(args.shim.as_deref(), || host.own_exe())?;
     let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")

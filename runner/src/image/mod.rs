@@ -179,7 +179,7 @@ impl Store {
                 names.push(name.to_string());
             }
         }
-        names.sort();
+        names.sort_unstable();
         names.iter().map(|n| self.image(n)).collect()
     }
 
@@ -351,14 +351,15 @@ impl Store {
 
     /// Removes every layer no image record names and no container uses.
     fn collect_layers(&self, in_use: &dyn Fn(&str) -> bool) -> Result<()> {
-        let used: std::collections::HashSet<String> =
-            self.images()?.into_iter().flat_map(|i| i.layers).collect();
+        let used: Vec<String> = self.images()?.into_iter().flat_map(|i| i.layers).collect();
         let layers = self.open_dir("layers/sha256")?;
         for name in
             at::read_names(layers.as_raw_fd()).map_err(|e| self.err("read", "layers/sha256", e))?
         {
             let id = name.to_string_lossy();
-            if !used.contains(&*id) && !in_use(&self.layer_dir(&id).display().to_string()) {
+            if !used.iter().any(|u| *u == *id)
+                && !in_use(&self.layer_dir(&id).display().to_string())
+            {
                 at::remove_at(layers.as_fd(), &name).map_err(|e| {
                     self.err(
                         "remove",

@@ -165,7 +165,7 @@ impl Store {
     /// Every entry, in the order of their IDs.
     pub fn list(&self) -> Vec<Found> {
         let mut ids = self.ids();
-        ids.sort();
+        ids.sort_unstable();
         ids.into_iter()
             .map(|id| {
                 let dir = self.root.join(&id);
@@ -296,14 +296,16 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Removes an entry's files (state, logs, socket) and directories (an
-/// overlay's upper and work: the container's, so removed without
-/// following a symlink, as std's remove_dir_all does), then the entry.
+/// overlay's upper and work: the container's, so removed by fd without
+/// following a symlink), then the entry.
 pub fn remove_entry(dir: &Path) {
     if let Ok(files) = fs::read_dir(dir) {
         for f in files.flatten() {
             let _ = match f.file_type() {
-                Ok(t) if t.is_dir() => fs::remove_dir_all(f.path()),
-                _ => fs::remove_file(f.path()),
+                Ok(t) if t.is_dir() => {
+                    crate::image::remove_tree(dir, &f.file_name().to_string_lossy())
+                }
+                _ => fs::remove_file(f.path()).map_err(|e| Error::os("remove", &e)),
             };
         }
     }
