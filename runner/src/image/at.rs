@@ -144,37 +144,41 @@ pub(crate) fn stat_at(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
     Ok(st)
 }
 
-/// The names in the directory `dir` (not . and ..), sorted.
+/// The names in the directory `dir` (not . and ..), sorted. By
+/// getdents64, from the top: the C library's readdir on 32-bit glibc
+/// ends early, as if at the end, at an entry whose inode or offset needs
+/// 64 bits (ext4's directory offsets do), and says so only in errno.
 pub(crate) fn read_names(dir: RawFd) -> io::Result<Vec<CString>> {
-    // fdopendir takes the fd it is given; closedir closes the copy.
-    // SAFETY: F_DUPFD_CLOEXEC returns a new fd.
-    let copy = cvt(unsafe { libc::fcntl(dir, libc::F_DUPFD_CLOEXEC, 0) })?;
-    // SAFETY: `copy` is ours and handed to the DIR stream.
-    let d = unsafe { libc::fdopendir(copy) };
-    if d.is_null() {
-        let e = io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so `copy` is still ours.
-        unsafe { libc::close(copy) };
-        return Err(e);
+    // SAFETY: lseek on a directory fd only moves its offset.
+    if unsafe { libc::lseek(dir, 0, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    // The copy shares the offset with `dir`: start from the top.
-    // SAFETY: a valid DIR stream.
-    unsafe { libc::rewinddir(d) };
+    let mut buf = vec![0u8; 32 << 10];
     let mut names = Vec::new();
     loop {
-        // SAFETY: a valid DIR stream; the entry is read before the next call.
-        let ent = unsafe { libc::readdir(d) };
-        if ent.is_null() {
+        // SAFETY: getdents64 fills at most the length given.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 {
             break;
         }
-        // SAFETY: d_name is a NUL-terminated array in the entry.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
+        // struct linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8
+        // d_type, then the NUL-terminated name.
+        let mut at = 0;
+        while at + 19 < n as usize {
+            let reclen = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            let rec = buf
+                .get(at + 19..at + reclen)
+                .ok_or(io::ErrorKind::InvalidData)?;
+            let name = CStr::from_bytes_until_nul(rec).map_err(|_| io::ErrorKind::InvalidData)?;
+            if name != c"." && name != c".." {
+                names.push(name.to_owned());
+            }
+            at += reclen.max(1);
         }
     }
-    // SAFETY: the stream is ours; this closes `copy`.
-    unsafe { libc::closedir(d) };
     names.sort_unstable();
     Ok(names)
 }
