@@ -2,7 +2,7 @@
 //! fds the child hands the shim stay out of the way of the numbers it
 //! moves them to.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::{Error, Result};
 use crate::kernel::{Call, Missing};
@@ -67,4 +67,36 @@ pub fn cloexec_from(first: u32, missing: &Missing) -> Result<()> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
+}
+
+/// openat2(dir, path, flags, resolve): `path` opened as `resolve`
+/// (`RESOLVE_*`) allows, close-on-exec.
+pub fn openat2(
+    dir: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    resolve: u32,
+) -> std::io::Result<OwnedFd> {
+    use linux_raw_sys::general as k;
+    let how = k::open_how {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: u64::from(resolve),
+    };
+    // SAFETY: openat2 reads `how` (of the size given) and a C string; the
+    // fd it returns is then ours.
+    let fd = unsafe {
+        libc::syscall(
+            k::__NR_openat2 as libc::c_long,
+            dir,
+            path.as_ptr(),
+            &how as *const k::open_how,
+            std::mem::size_of::<k::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -155,35 +155,11 @@ impl Rootfs {
     pub fn interpreter(&self, path: &str) -> Option<String> {
         use linux_raw_sys::general as k;
         use std::os::unix::fs::FileExt;
-        #[repr(C)]
-        struct OpenHow {
-            flags: u64,
-            mode: u64,
-            resolve: u64,
-        }
-        let how = OpenHow {
-            flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            // As the container would see it: its symlinks, never out of it.
-            resolve: u64::from(k::RESOLVE_IN_ROOT | k::RESOLVE_NO_MAGICLINKS),
-        };
         let c = CString::new(path.trim_start_matches('/')).ok()?;
-        // SAFETY: openat2 reads `how` (of the size given) and a C string;
-        // the fd it returns is then ours.
-        let fd = unsafe {
-            libc::syscall(
-                k::__NR_openat2 as libc::c_long,
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        // As the container would see it: its symlinks, never out of it.
+        let resolve = k::RESOLVE_IN_ROOT | k::RESOLVE_NO_MAGICLINKS;
+        let fd = crate::fds::openat2(self.fd.as_raw_fd(), &c, libc::O_RDONLY, resolve).ok()?;
+        let file = std::fs::File::from(fd);
         let mut head = [0u8; 512];
         let n = file.read_at(&mut head, 0).ok()?;
         let head = &head[..n];

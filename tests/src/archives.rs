@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -308,31 +308,4 @@ pub(crate) fn listing(root: &Path) -> BTreeMap<PathBuf, String> {
         out.insert(p.strip_prefix(root).unwrap_or(&p).to_path_buf(), line);
     }
     out
-}
-
-/// A scratch directory beside the test rootfs, removed when dropped.
-pub(crate) struct Scratch(pub(crate) PathBuf);
-
-impl Scratch {
-    pub(crate) fn new(env: &crate::Env, tag: &str) -> Scratch {
-        let dir = env
-            .rootfs
-            .parent()
-            .unwrap_or(Path::new("/tmp"))
-            .join(format!("husk-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("mkdir scratch");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod scratch");
-        Scratch(dir)
-    }
-
-    pub(crate) fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

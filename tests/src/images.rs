@@ -12,8 +12,9 @@ use std::path::Path;
 use tar::EntryType;
 
 use crate::archives::{
-    self, docker_archive, listing, oci_layout, sha256, tar_of, tree_layer, Layer, Scratch,
+    self, docker_archive, listing, oci_layout, sha256, tar_of, tree_layer, Layer,
 };
+use crate::filesystems::Scratch;
 use crate::harness::{one_error_line, R};
 use crate::{check, Env, Output};
 
@@ -123,7 +124,7 @@ fn check_features(layer: &Path) -> R {
 /// same two layers import as three images sharing two layer directories;
 /// a plain rootfs tar shares the first; rmi removes what none uses.
 pub fn images_import_from_every_kind_of_archive_and_share_layers(env: &Env) -> R {
-    let s = Scratch::new(env, "images");
+    let s = Scratch::new(env, "images")?;
     let store = s.path("store");
     let base = tree_layer(&env.rootfs);
     let layers = vec![base.clone(), features_layer()];
@@ -219,7 +220,7 @@ pub fn images_import_from_every_kind_of_archive_and_share_layers(env: &Env) -> R
 /// before its record: no half layer in layers/, nothing listed, and the
 /// next import sweeps what was left.
 pub fn images_a_killed_import_leaves_nothing_used(env: &Env) -> R {
-    let s = Scratch::new(env, "images-kill");
+    let s = Scratch::new(env, "images-kill")?;
     let store = s.path("store");
     let layers = vec![tree_layer(&env.rootfs)];
     oci_layout(&s.path("layout"), &layers, true, None);

@@ -5,7 +5,8 @@ use std::fs;
 
 use tar::EntryType;
 
-use crate::archives::{docker_archive, listing, oci_layout, Layer, Scratch};
+use crate::archives::{docker_archive, listing, oci_layout, Layer};
+use crate::filesystems::Scratch;
 use crate::harness::{one_error_line, R};
 use crate::images::import;
 use crate::{check, Env};
@@ -13,7 +14,7 @@ use crate::{check, Env};
 /// Each hostile archive is refused with one line naming what is wrong, and
 /// the store, holding one image already, is exactly as before.
 pub fn images_hostile_archives_are_refused_and_change_nothing(env: &Env) -> R {
-    let s = Scratch::new(env, "images-hostile");
+    let s = Scratch::new(env, "images-hostile")?;
     let store = s.path("store");
     let outside = s.path("outside");
     fs::create_dir(&outside).map_err(|e| e.to_string())?;

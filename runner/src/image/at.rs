@@ -98,36 +98,10 @@ pub(crate) fn dir_beneath(
 
 fn openat2_beneath(root: RawFd, path: &str) -> io::Result<OwnedFd> {
     use linux_raw_sys::general as k;
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: u64::from(
-            k::RESOLVE_BENEATH
-                | k::RESOLVE_NO_SYMLINKS
-                | k::RESOLVE_NO_MAGICLINKS
-                | k::RESOLVE_NO_XDEV,
-        ),
-    };
-    let c = cstr(path)?;
-    // SAFETY: openat2 reads `how` (of the size given) and a C string; the
-    // fd it returns is then ours.
-    let fd = unsafe {
-        libc::syscall(
-            k::__NR_openat2 as libc::c_long,
-            root,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    // SAFETY: a fresh fd that nothing else owns.
-    cvt(fd as libc::c_int).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+    let resolve =
+        k::RESOLVE_BENEATH | k::RESOLVE_NO_SYMLINKS | k::RESOLVE_NO_MAGICLINKS | k::RESOLVE_NO_XDEV;
+    crate::fds::openat2(root, &cstr(path)?, flags, resolve)
 }
 
 /// fstatat(dir, name, AT_SYMLINK_NOFOLLOW); an empty name is `dir` itself.

@@ -58,15 +58,7 @@ impl Image {
 
     pub(super) fn from_json(text: &str) -> std::result::Result<Image, String> {
         let v = json::parse(text)?;
-        let strs = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strs = super::source::strings;
         let c = v.get("config");
         let opt = |k: &str| {
             c.and_then(|c| c.get(k))

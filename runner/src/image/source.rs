@@ -90,7 +90,9 @@ fn plain(blob: Blob, shown: &str) -> Source {
         config: Config::default(),
     }
 }
-fn strings(v: Option<&Value>) -> Vec<String> {
+
+/// The strings of a JSON array (what is not a string left out), or none.
+pub(super) fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
