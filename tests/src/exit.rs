@@ -175,6 +175,31 @@ pub fn bad_input_is_one_line_and_leaves_nothing(env: &Env) -> R {
             "Unrecognized argument: --frobnicate",
         ),
         (&[], &[], 125, "no command given"),
+        (
+            &["-v", "/no/such:/data"],
+            &["sh"],
+            125,
+            "--volume /no/such: ENOENT",
+        ),
+        (
+            &["-v", "/tmp:/data:rshared"],
+            &["sh"],
+            125,
+            "rshared: refused, the container's mounts would appear on the host",
+        ),
+        (&["-v", "/tmp"], &["sh"], 125, "expected HOST:CONTAINER"),
+        (
+            &["--tmpfs", "/t:bogus"],
+            &["sh"],
+            125,
+            "--tmpfs /t:bogus: unknown option bogus",
+        ),
+        (
+            &["--layer", "/tmp"],
+            &["sh"],
+            125,
+            "--rootfs, --layer and --image contradict each other",
+        ),
     ];
     for (flags, cmd, status, want) in cases {
         let mut c = std::process::Command::new(&env.runner);

@@ -172,6 +172,12 @@ pub fn images_run_with_their_layers_defaults_and_commit(env: &Env) -> R {
         || format!("the export holds {} names: {names:?}", names.len()),
     )?;
 
+    // An image or a layer that is not there: one line, nothing made.
+    let out = in_store(env, &store, "run", &["--image", "nope", "--", "true"]);
+    one_error_line(&out, 125, "image nope: not in the store")?;
+    let out = env.husk(&["run", "--layer", "/no/such/layer", "--", "true"]);
+    one_error_line(&out, 125, "--layer /no/such/layer: ENOENT")?;
+
     // Once the container is gone, the images go, and their layers with
     // them.
     env.husk(&["rm", &kept]).expect(0)?;
