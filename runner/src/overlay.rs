@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::rootfs::Rootfs;
 
 /// fsconfig's commands (include/uapi/linux/mount.h).
+const FSCONFIG_SET_FLAG: u32 = 0;
 const FSCONFIG_SET_STRING: u32 = 1;
 const FSCONFIG_CMD_CREATE: u32 = 6;
 /// fsconfig copies at most this much of a string value (strndup_user
@@ -80,7 +81,14 @@ impl Layers {
         let work = make_dir(&dir.join(WORK), None)?;
         let (u, w) = (fd_path(&upper), fd_path(&work));
         let attrs = if dev { 0 } else { NODEV };
-        self.overlay(&[("upperdir", &u), ("workdir", &w)], attrs)
+        // volatile (5.10): no sync of the upper layer, at its unmount
+        // above all, which on a journalling /run costs milliseconds. The
+        // layer dies with the container, or is read as a plain directory
+        // (commit, export), never mounted as an upper again.
+        self.overlay(
+            &[("upperdir", &u), ("workdir", &w), ("volatile", "")],
+            attrs,
+        )
     }
 
     /// The layers alone, read-only: what a container with these layers
@@ -187,8 +195,13 @@ fn mount(options: &[(&str, &str)], attrs: u32) -> Result<OwnedFd> {
                 "overlay option {key}={value:?} holds a NUL"
             )));
         };
-        config(FSCONFIG_SET_STRING, Some(&k), Some(&v))
-            .map_err(|e| failed(format!("fsconfig overlay {key}"), e))?;
+        // An option without a value is a flag.
+        let r = if value.is_empty() {
+            config(FSCONFIG_SET_FLAG, Some(&k), None)
+        } else {
+            config(FSCONFIG_SET_STRING, Some(&k), Some(&v))
+        };
+        r.map_err(|e| failed(format!("fsconfig overlay {key}"), e))?;
     }
     config(FSCONFIG_CMD_CREATE, None, None)
         .map_err(|e| failed("make the overlay (fsconfig create)".into(), e))?;
