@@ -105,11 +105,20 @@ impl Layers {
         let joined = lowers.join(":");
         let attempt = |lower: &[(&str, &str)]| -> Result<OwnedFd> {
             // "overlay" where mountinfo shows the source, as Docker's.
-            let mut options: Vec<(&str, &str)> = vec![("source", "overlay")];
+            // index off: a layer shared by two containers is a lower
+            // layer of both, which index=on refuses. redirect_dir and
+            // metacopy off, whatever the kernel's defaults: an upper
+            // layer must hold whole files and directories, and only
+            // whiteouts and opaque directories, for commit to read it
+            // as a layer.
+            let mut options: Vec<(&str, &str)> = vec![
+                ("source", "overlay"),
+                ("index", "off"),
+                ("redirect_dir", "off"),
+                ("metacopy", "off"),
+            ];
             options.extend_from_slice(lower);
             options.extend_from_slice(extra);
-            // Never "index": a layer shared by two containers is a lower
-            // layer of both, which index=on refuses.
             mount(&options, attrs)
         };
         let made = if joined.len() <= FSCONFIG_STRING_MAX {

@@ -94,6 +94,16 @@ impl Drop for Scratch {
     }
 }
 
+/// `runner rm -f NAME` when dropped: a kept container a failing check
+/// left is removed all the same.
+pub(crate) struct RmOnDrop<'a>(pub(crate) &'a Env, pub(crate) String);
+
+impl Drop for RmOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.husk(&["rm", "-f", &self.1]);
+    }
+}
+
 /// `key=value` lines of a script's output.
 fn said(out: &Output) -> BTreeMap<&str, &str> {
     out.stdout
@@ -325,6 +335,7 @@ pub fn overlay_roots_share_layers_and_keep_writes_apart(env: &Env) -> R {
             .stderr(Stdio::piped());
         c.spawn().map_err(|e| e.to_string())
     };
+    let _rm = RmOnDrop(env, format!("husk-layers-a-{}", std::process::id()));
     let (a, b) = (spawn("a", true)?, spawn("b", false)?);
     let outs = [a, b].map(|c| crate::harness::collect(c, std::time::Duration::from_secs(60)));
     for (n, out) in ["a", "b"].iter().zip(outs) {

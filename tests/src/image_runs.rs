@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::archives::{docker_archive, listing, oci_layout, tree_layer, Layer};
-use crate::filesystems::Scratch;
+use crate::filesystems::{RmOnDrop, Scratch};
 use crate::harness::{collect, one_error_line, R};
 use crate::{check, Env, Output};
 
@@ -114,6 +114,7 @@ pub fn images_run_with_their_layers_defaults_and_commit(env: &Env) -> R {
         c.stdout(Stdio::piped()).stderr(Stdio::piped());
         c.spawn().map_err(|e| e.to_string())
     };
+    let _rm = RmOnDrop(env, format!("husk-img-a-{pid}"));
     let (a, b) = (spawn("a", true)?, spawn("b", false)?);
     for (n, child) in [("a", a), ("b", b)] {
         let out = collect(child, Duration::from_secs(60))?;
