@@ -17,7 +17,7 @@ use crate::cli::{lifecycle as cli, Args};
 use crate::front;
 
 /// The store, swept.
-fn store(root: Option<&str>) -> Result<Store> {
+pub(crate) fn store(root: Option<&str>) -> Result<Store> {
     let store = Store::open(&PathBuf::from(root.unwrap_or(store::DEFAULT_ROOT)))?;
     store.sweep(&Missing::default());
     Ok(store)

@@ -15,9 +15,7 @@ use crate::cli::images as cli;
 
 /// A container's entry and state, from the store at `root`.
 fn container(root: Option<&str>, id: &str) -> Result<(Found, State)> {
-    let store = store::Store::open(&PathBuf::from(root.unwrap_or(store::DEFAULT_ROOT)))?;
-    store.sweep(&runner::kernel::Missing::default());
-    let found = store.find(id)?;
+    let found = crate::commands::store(root)?.find(id)?;
     let state = match &found.state {
         Ok(s) => s.clone(),
         Err(e) => return Err(Error::new(format!("{id}: {}", e.message))),
@@ -134,10 +132,7 @@ pub fn rmi(a: cli::Rmi) -> Result<i32> {
         return Err(Error::new("no image given"));
     }
     let images = image_store(a.store.as_deref())?;
-    let containers = store::Store::open(&PathBuf::from(
-        a.root.as_deref().unwrap_or(store::DEFAULT_ROOT),
-    ))?;
-    containers.sweep(&runner::kernel::Missing::default());
+    let containers = crate::commands::store(a.root.as_deref())?;
     // What the containers in the state store were made from, running or
     // kept: an image by name, and the layer directories they run on.
     let used: Vec<String> = containers

@@ -77,8 +77,10 @@ impl Layers {
     /// and the overlay of the layers under them; nodev unless `dev`.
     pub fn mount(&self, dir: &Path, dev: bool) -> Result<Rootfs> {
         let top = &self.dirs.last().expect("at least one layer").0;
-        let upper = make_dir(&dir.join(UPPER), Some(top))?;
-        let work = make_dir(&dir.join(WORK), None)?;
+        let upper_path = dir.join(UPPER);
+        let upper = make_dir(&upper_path)?;
+        same_owner_and_mode(&upper, &upper_path, top)?;
+        let work = make_dir(&dir.join(WORK))?;
         let (u, w) = (fd_path(&upper), fd_path(&work));
         let attrs = if dev { 0 } else { NODEV };
         // volatile (5.10): no sync of the upper layer, at its unmount
@@ -245,12 +247,7 @@ fn kernel_says(fs: &OwnedFd) -> String {
         if n <= 0 {
             break;
         }
-        let line = String::from_utf8_lossy(&buf[..n as usize]);
-        said.push(
-            line.trim_start_matches(['e', 'w', 'i', ' '])
-                .trim()
-                .to_string(),
-        );
+        said.push(message(&String::from_utf8_lossy(&buf[..n as usize])).to_string());
     }
     if said.is_empty() {
         String::new()
@@ -259,9 +256,17 @@ fn kernel_says(fs: &OwnedFd) -> String {
     }
 }
 
-/// mkdir `path` (0755, or the mode and owner of `like`: the merged root
-/// shows the upper directory's), then open it.
-fn make_dir(path: &Path, like: Option<&OwnedFd>) -> Result<OwnedFd> {
+/// A message of the fs context's log without its level: "e ...", "w ..."
+/// or "i ...".
+fn message(line: &str) -> &str {
+    let text = line
+        .get(2..)
+        .filter(|_| line.as_bytes().get(1) == Some(&b' '));
+    text.unwrap_or(line).trim()
+}
+
+/// mkdir `path` (0700) and open it.
+fn make_dir(path: &Path) -> Result<OwnedFd> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -283,29 +288,28 @@ fn make_dir(path: &Path, like: Option<&OwnedFd>) -> Result<OwnedFd> {
         ));
     }
     // SAFETY: a fresh fd that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let (mode, uid, gid) = match like {
-        Some(l) => {
-            let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-            // SAFETY: fstat fills the struct it is given.
-            if unsafe { libc::fstat(l.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-                return Err(Error::os(
-                    "fstat the top layer",
-                    &std::io::Error::last_os_error(),
-                ));
-            }
-            // SAFETY: zeroed, then filled by a successful fstat.
-            let st = unsafe { st.assume_init() };
-            (st.st_mode & 0o7777, st.st_uid, st.st_gid)
-        }
-        None => (0o700, 0, 0),
-    };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Gives the directory `dir` (at `path`, for messages) the mode and owner
+/// of the directory `like`: the merged root shows the upper directory's.
+fn same_owner_and_mode(dir: &OwnedFd, path: &Path, like: &OwnedFd) -> Result<()> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat fills the struct it is given.
+    if unsafe { libc::fstat(like.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(Error::os(
+            "fstat the top layer",
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: zeroed, then filled by a successful fstat.
+    let st = unsafe { st.assume_init() };
     // SAFETY: fchown and fchmod on our own fd.
     let r = unsafe {
-        if libc::fchown(fd.as_raw_fd(), uid, gid) != 0 {
+        if libc::fchown(dir.as_raw_fd(), st.st_uid, st.st_gid) != 0 {
             -1
         } else {
-            libc::fchmod(fd.as_raw_fd(), mode)
+            libc::fchmod(dir.as_raw_fd(), st.st_mode & 0o7777)
         }
     };
     if r != 0 {
@@ -314,5 +318,19 @@ fn make_dir(path: &Path, like: Option<&OwnedFd>) -> Result<OwnedFd> {
             &std::io::Error::last_os_error(),
         ));
     }
-    Ok(fd)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_kernels_messages_lose_their_level_only() {
+        let m = super::message;
+        assert_eq!(
+            m("e overlay: workdir and upperdir must reside under the same mount\n"),
+            "overlay: workdir and upperdir must reside under the same mount"
+        );
+        assert_eq!(m("w index off"), "index off");
+        assert_eq!(m("weird"), "weird");
+    }
 }

@@ -160,18 +160,44 @@ pub fn images_run_with_their_layers_defaults_and_commit(env: &Env) -> R {
     let tar_path = s.path("a.tar");
     env.husk(&["export", &kept, &tar_path.display().to_string()])
         .expect(0)?;
-    let mut names = Vec::new();
-    let mut archive = tar::Archive::new(fs::File::open(&tar_path).map_err(|e| e.to_string())?);
-    for e in archive.entries().map_err(|e| e.to_string())? {
-        let e = e.map_err(|e| e.to_string())?;
-        let p = e.path().map_err(|e| e.to_string())?;
-        names.push(p.display().to_string().trim_start_matches("./").to_string());
-    }
+    let names = tar_names(&tar_path)?;
     let has = |n: &str| names.iter().any(|x| x.trim_end_matches('/') == n);
     check(
         has("mine") && has("bin/busybox") && has("opq") && !has("opq/new") && !has("etc/gone"),
         || format!("the export holds {} names: {names:?}", names.len()),
     )?;
+
+    // A --rootfs container: export writes its directory; commit, having
+    // no image to go on top of, is one line.
+    let plain = format!("husk-img-plain-{pid}");
+    let _rm_plain = RmOnDrop(env, plain.clone());
+    env.husk(&[
+        "run",
+        "--keep",
+        "--name",
+        &plain,
+        "--rootfs",
+        &env.rootfs.display().to_string(),
+        "--",
+        "true",
+    ])
+    .expect(0)?;
+    let refused = in_store(env, &store, "commit", &[&plain, "plain"]);
+    one_error_line(&refused, 125, "was not started from an image")?;
+    let plain_tar = s.path("plain.tar");
+    env.husk(&["export", &plain, &plain_tar.display().to_string()])
+        .expect(0)?;
+    let names = tar_names(&plain_tar)?;
+    check(
+        names.iter().any(|n| n == "bin/husk-probe") && names.iter().any(|n| n == "bin/busybox"),
+        || {
+            format!(
+                "the export of a --rootfs container holds {} names",
+                names.len()
+            )
+        },
+    )?;
+    env.husk(&["rm", &plain]).expect(0)?;
 
     // An image or a layer that is not there: one line, nothing made.
     let out = in_store(env, &store, "run", &["--image", "nope", "--", "true"]);
@@ -191,4 +217,19 @@ pub fn images_run_with_their_layers_defaults_and_commit(env: &Env) -> R {
     check(left.is_empty(), || {
         format!("layers left after rmi: {left:?}")
     })
+}
+
+/// The member names of a tar, without a leading "./".
+fn tar_names(path: &Path) -> Result<Vec<String>, String> {
+    let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut names = Vec::new();
+    for e in tar::Archive::new(file)
+        .entries()
+        .map_err(|e| e.to_string())?
+    {
+        let e = e.map_err(|e| e.to_string())?;
+        let p = e.path().map_err(|e| e.to_string())?;
+        names.push(p.display().to_string().trim_start_matches("./").to_string());
+    }
+    Ok(names)
 }
