@@ -100,6 +100,9 @@ pub fn build(a: &'static Arch) -> crate::Result<Built> {
         "-Zunstable-options",
         "-Cpanic=immediate-abort",
         "-Cforce-unwind-tables=no",
+        // Panics abort without a message, so their file:line:column
+        // strings were dead weight.
+        "-Zlocation-detail=none",
     ];
     rustflags.extend(a.static_rustflags());
     crate::run(
@@ -117,7 +120,14 @@ pub fn build(a: &'static Arch) -> crate::Result<Built> {
             .arg(work.join("runner"))
             // std built from rust-src with panics that abort on the spot:
             // its backtrace printer alone is a third of a stock build.
-            .args(["-Z", "build-std=std,panic_abort"])
+            // optimize_for_size: std's small sorts and string formatting
+            // (the runner sorts a few hundred items at most).
+            .args([
+                "-Z",
+                "build-std=std,panic_abort",
+                "-Z",
+                "build-std-features=optimize_for_size",
+            ])
             .env("RUSTC_BOOTSTRAP", "1")
             .env("RUSTFLAGS", rustflags.join(" "))
             // For size, std and the runner's crates too: start-up is
