@@ -30,6 +30,7 @@ pub fn run(args: Args) -> Result<i32> {
         keep: args.keep,
         named: args.name.is_some(),
         stdio: [None; 3],
+        oci: None,
     };
     let detach = args.detach;
     let (spec, root) = front::spec(args, &front::Host::read())?;

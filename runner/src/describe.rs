@@ -65,6 +65,7 @@ pub fn op(op: &Op<'_>) -> String {
         Op::Init { .. } => "start the command under husk's init".into(),
         Op::SetIds { uid, gid } => format!("become uid {uid}, gid {gid}"),
         Op::EnterRoot { .. } => "enter the container's root".into(),
+        Op::AwaitStart { .. } => "wait for start".into(),
         Op::Exec { argv, .. } => format!(
             "exec {}",
             argv.first().map(s).unwrap_or("<empty argv>".into())
@@ -80,6 +81,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         Op::SetNs { .. } => &["fcntl", "setns"],
         Op::AttachRoot { .. } => &["fcntl", "move_mount", "mount (propagation)"],
         Op::AttachMount { .. } => &[OPEN, "move_mount", "mount (propagation)"],
+        Op::AwaitStart { .. } => &["fcntl", "read the exec fifo"],
         Op::Mount { .. } => &[OPEN, "mount"],
         Op::Mkdir { .. } => &[OPEN, "mkdirat"],
         Op::Touch { .. } => &[OPEN, "openat"],

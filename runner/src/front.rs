@@ -117,6 +117,8 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
             &args.cap_drop,
             host.caps,
         )?,
+        inheritable: 0,
+        ambient: 0,
         privileged: args.privileged,
         no_new_privs: !args.allow_new_privs,
         seccomp: match args.seccomp.as_deref() {
@@ -187,6 +189,14 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
         .ok()
         .and_then(|s| s.parse().ok());
+    let (masked, read_only_paths) = if args.privileged {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            spec::root_paths("masked path", &spec::MASKED)?,
+            spec::root_paths("read-only path", &spec::READ_ONLY)?,
+        )
+    };
     let spec = Spec {
         id,
         root,
@@ -209,6 +219,11 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         pivot,
         parent_death_signal: true,
         init: args.init,
+        masked,
+        read_only_paths,
+        rlimits: Vec::new(),
+        oom_score_adj: None,
+        await_start: None,
         fail_at_step,
         missing,
     };
@@ -378,22 +393,11 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
         .as_deref()
         .map(|v| number("--cpu-shares", v, 2, 262_144))
         .transpose()?;
-    let cpuset = match args.cpuset.as_deref() {
-        None => None,
-        Some(v) => {
-            let cpus = parse_cpu_list(v).ok_or_else(|| {
-                Error::new(format!("--cpuset {v}: expected a CPU list such as 0-2,4"))
-            })?;
-            let online = host.online_cpus();
-            if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
-                let online = format_cpu_list(online);
-                return Err(Error::new(format!(
-                    "--cpuset {v}: CPU {bad} is not online (online: {online})"
-                )));
-            }
-            Some(format_cpu_list(&cpus))
-        }
-    };
+    let cpuset = args
+        .cpuset
+        .as_deref()
+        .map(|v| cpuset(v, host).map_err(|e| e.prefixed("--cpuset ")))
+        .transpose()?;
     let pids = args
         .pids
         .as_deref()
@@ -410,6 +414,20 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
 }
 
 /// "64M", "1g", "512k", "4096": bytes.
+/// A CPU list of online CPUs, normalised.
+pub fn cpuset(v: &str, host: &Host) -> Result<String> {
+    let cpus = parse_cpu_list(v)
+        .ok_or_else(|| Error::new(format!("{v}: expected a CPU list such as 0-2,4")))?;
+    let online = host.online_cpus();
+    if let Some(bad) = cpus.iter().find(|c| !online.contains(c)) {
+        let online = format_cpu_list(online);
+        return Err(Error::new(format!(
+            "{v}: CPU {bad} is not online (online: {online})"
+        )));
+    }
+    Ok(format_cpu_list(&cpus))
+}
+
 pub fn size(flag: &str, v: &str) -> Result<u64> {
     let bad = || {
         Error::new(format!(

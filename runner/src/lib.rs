@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
+pub mod oci;
 pub mod overlay;
 pub mod plan;
 pub mod process;

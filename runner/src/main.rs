@@ -8,29 +8,46 @@ mod cli;
 mod commands;
 mod front;
 mod image_commands;
+mod oci_commands;
+mod oci_config;
 
 use cli::Command;
 use runner::error::{Error, Result};
 
 fn main() {
-    let status = match run() {
+    let mut globals = cli::oci::Globals::default();
+    let status = match run(&mut globals) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("runner: {e}");
+            oci_commands::log_error(&globals, &e.message);
             e.status
         }
     };
     std::process::exit(status);
 }
 
-fn run() -> Result<i32> {
-    let argv = std::env::args_os()
+fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
+    let mut argv = std::env::args_os()
         .map(|a| {
             a.into_string()
                 .map_err(|a| Error::new(format!("argument {a:?} is not UTF-8")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let command = match cli::parse(&argv) {
+    // runc's global flags, before the command; after it too for the
+    // commands only runc's callers use.
+    *globals = cli::oci::take_globals(&mut argv, false).map_err(Error::new)?;
+    if argv
+        .get(1)
+        .is_some_and(|w| cli::OCI_WORDS.contains(&w.as_str()))
+    {
+        let after = cli::oci::take_globals(&mut argv, true).map_err(Error::new)?;
+        globals.given |= after.given;
+        globals.root = after.root.or(globals.root.take());
+        globals.log = after.log.or(globals.log.take());
+        globals.log_json |= after.log_json;
+    }
+    let command = match cli::parse(&argv, globals.given) {
         cli::Parsed::Run(command) => command,
         cli::Parsed::Exit(text) => {
             println!("{text}");
@@ -39,7 +56,10 @@ fn run() -> Result<i32> {
         cli::Parsed::Error(e) => return Err(Error::new(e)),
     };
     match command {
-        Command::Run(args) => commands::run(*args),
+        Command::Run(mut args) => {
+            args.root = args.root.or(globals.root.clone());
+            commands::run(*args)
+        }
         Command::Ps(a) => commands::ps(a),
         Command::Logs(a) => commands::logs(a),
         Command::Attach(a) => commands::attach(a),
@@ -54,5 +74,11 @@ fn run() -> Result<i32> {
         Command::Rmi(a) => image_commands::rmi(a),
         Command::Commit(a) => image_commands::commit(a),
         Command::Export(a) => image_commands::export(a),
+        Command::Create(a) => oci_commands::create(a, globals),
+        Command::Start(a) => oci_commands::start(a, globals),
+        Command::State(a) => oci_commands::state(a, globals),
+        Command::Delete(a) => oci_commands::delete(a, globals),
+        Command::OciKill(a) => oci_commands::kill(a, globals),
+        Command::Spec(a) => oci_commands::spec(a),
     }
 }

@@ -145,7 +145,7 @@ pub fn tmpfs(arg: &str) -> Result<Mount> {
 
 /// An absolute path in the container, as a path in the root: no `..`, not
 /// the root itself, clean.
-fn target(path: &str) -> std::result::Result<CString, String> {
+pub fn target(path: &str) -> std::result::Result<CString, String> {
     if !path.starts_with('/') {
         return Err(format!("{path:?}: the container path must be absolute"));
     }

@@ -3,6 +3,8 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use crate::error::{Error, Result};
+
 /// When `pid` started, in clock ticks since boot (/proc/PID/stat field 22),
 /// or None if there is no such process.
 pub fn start_time(pid: i32) -> Option<u64> {
@@ -74,6 +76,59 @@ pub fn kill_if_same(pid: i32, start: u64, sig: i32) -> bool {
     }
     // SAFETY: kill(2) takes plain integers.
     unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Sets `pid`'s resource limits (resource, soft, hard) and its OOM score
+/// adjustment: a child of ours that has not run anything yet.
+pub fn set_limits(pid: i32, rlimits: &[(u32, u64, u64)], oom_score_adj: Option<i32>) -> Result<()> {
+    for &(resource, soft, hard) in rlimits {
+        let lim = libc::rlimit64 {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: prlimit64 reads one struct we own; no old value asked.
+        if unsafe { libc::prlimit64(pid, resource as _, &lim, std::ptr::null_mut()) } != 0 {
+            return Err(Error::os(
+                format_args!("prlimit64 {} of the container", rlimit_name(resource)),
+                &std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    if let Some(adj) = oom_score_adj {
+        // The host's procfs, and a process of ours that waits for its
+        // plan: the container has no hand in it yet.
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string())
+            .map_err(|e| Error::os(format_args!("write {adj} to {path}"), &e))?;
+    }
+    Ok(())
+}
+
+/// The OCI names of the resource limits, by number.
+pub const RLIMITS: [&str; 16] = [
+    "RLIMIT_CPU",
+    "RLIMIT_FSIZE",
+    "RLIMIT_DATA",
+    "RLIMIT_STACK",
+    "RLIMIT_CORE",
+    "RLIMIT_RSS",
+    "RLIMIT_NPROC",
+    "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",
+    "RLIMIT_AS",
+    "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE",
+    "RLIMIT_NICE",
+    "RLIMIT_RTPRIO",
+    "RLIMIT_RTTIME",
+];
+
+fn rlimit_name(resource: u32) -> &'static str {
+    RLIMITS
+        .get(resource as usize)
+        .copied()
+        .unwrap_or("RLIMIT_?")
 }
 
 #[cfg(test)]

@@ -31,6 +31,15 @@ pub struct Options {
     /// What the container's fds 0, 1 and 2 are (the pty's slave when it
     /// has a terminal); None: the runner's own.
     pub stdio: [Option<RawFd>; 3],
+    /// OCI `create`: the container waits on its entry's exec fifo before
+    /// the exec, and is recorded with its bundle (oci.rs).
+    pub oci: Option<Oci>,
+}
+
+/// What OCI `create` records beyond the spec.
+pub struct Oci {
+    pub bundle: std::path::PathBuf,
+    pub annotations: Vec<(String, String)>,
 }
 
 /// A container set up and running.
@@ -103,16 +112,29 @@ fn record(spec: &Spec) -> Recorded {
 
 /// Registers, sets up and starts the container; returns once its program
 /// runs, or with the setup's error, leaving nothing behind.
-pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
+pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     // Whatever we inherited must not reach the container (CVE-2024-21626).
     fds::cloexec_from(3, &spec.missing)?;
-    let mut state = State::new(&spec.id, &spec.root.describe());
+    let mut state = match &opts.oci {
+        Some(oci) => {
+            let mut s = State::new(&spec.id, &oci.bundle);
+            s.oci = true;
+            s.annotations = oci.annotations.clone();
+            s
+        }
+        None => State::new(&spec.id, &spec.root.describe()),
+    };
     state.named = opts.named;
     state.detached = opts.detached;
     state.auto_remove = opts.auto_remove;
     state.keep = opts.keep;
     state.spec = record(&spec);
     let mut entry = store.create(state)?;
+    let fifo = match opts.oci {
+        Some(_) => Some(crate::oci::make_fifo(entry.dir())?),
+        None => None,
+    };
+    spec.await_start = fifo.as_ref().map(|f| f.as_raw_fd());
     let sec = &spec.security;
     let everywhere = sec.may_mount();
     // Without limits (and unable to mount) the container gets no cgroup
@@ -202,7 +224,11 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     entry.state.pid = container.pid;
     entry.state.pid_start = process::start_time(container.pid).unwrap_or(0);
     entry.state.supervisor_start = process::start_time(entry.state.supervisor).unwrap_or(0);
-    entry.state.status = Status::Running;
+    // `create` marks it created once the shim waits (oci.rs).
+    entry.state.status = match fifo {
+        Some(_) => Status::Creating,
+        None => Status::Running,
+    };
     if let Err(e) = entry.save() {
         container.kill_and_reap();
         return Err(e);
@@ -213,6 +239,12 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
             container.kill_and_reap();
             return Err(e);
         }
+    }
+    // Set by the runner on its child, which waits for its plan: nothing
+    // of the container runs yet.
+    if let Err(e) = process::set_limits(container.pid, &spec.rlimits, spec.oom_score_adj) {
+        container.kill_and_reap();
+        return Err(e);
     }
     container.send_plan(&plan.bytes);
     if let Some(report) = container.read_report() {
@@ -226,7 +258,15 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         return Err(describe::failure(&what, &plan, report));
     }
     // Nothing of the setup stays open while the container runs.
-    drop((shim, root, volumes, spec.root, spec.mounts, spec.namespaces));
+    drop((
+        shim,
+        root,
+        volumes,
+        spec.root,
+        spec.mounts,
+        spec.namespaces,
+        fifo,
+    ));
     Ok(Started {
         pid: container.pid,
         entry,
@@ -238,6 +278,12 @@ pub fn start(spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
 }
 
 impl Started {
+    /// Its entry and cgroup, for a caller that finishes the start its own
+    /// way (OCI `create`, oci.rs).
+    pub fn into_parts(self) -> (Entry, Option<Cgroup>) {
+        (self.entry, self.cgroup)
+    }
+
     /// After PID 1 has ended: its cgroup removed, its end recorded (a
     /// detached container's entry stays until `rm`, unless it was started
     /// with `--rm`), its entry released. Returns what the user should be

@@ -31,6 +31,42 @@ impl RootSource {
     }
 }
 
+/// Docker's masked paths.
+pub const MASKED: [&str; 12] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
+
+/// Docker's read-only paths.
+pub const READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Absolute container paths as the plan takes them: relative to the
+/// root, clean, never `..` (mounts.rs).
+pub fn root_paths<S: AsRef<str>>(what: &str, paths: &[S]) -> Result<Vec<CString>> {
+    paths
+        .iter()
+        .map(|p| {
+            crate::mounts::target(p.as_ref()).map_err(|why| Error::new(format!("{what}: {why}")))
+        })
+        .collect()
+}
+
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const DEFAULT_HOSTNAME: &str = "husk";
 
@@ -71,6 +107,18 @@ pub struct Spec {
     /// `--init`: the shim stays as PID 1, the command runs as PID 2
     /// (shim/src/init.rs).
     pub init: bool,
+    /// Paths hidden (behind /dev/null or an empty read-only tmpfs) and
+    /// made read-only, relative to the root: Docker's (`MASKED`,
+    /// `READ_ONLY`), none when privileged, or an OCI config's.
+    pub masked: Vec<CString>,
+    pub read_only_paths: Vec<CString>,
+    /// Resource limits (resource, soft, hard) and the OOM score
+    /// adjustment, set on PID 1 before it runs (an OCI config's).
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub oom_score_adj: Option<i32>,
+    /// OCI `create`: the fd the shim waits on before its exec (the
+    /// entry's exec fifo; see oci/).
+    pub await_start: Option<std::os::fd::RawFd>,
     /// Tests only: make the shim fail before this step (HUSK_FAIL_AT_STEP).
     pub fail_at_step: Option<usize>,
     /// Kernel calls known (or pretended, HUSK_PRETEND_ENOSYS) to be missing.
@@ -82,6 +130,9 @@ pub struct Spec {
 pub struct Security {
     /// Capabilities kept (bounding, permitted, effective): exactly these.
     pub caps: u64,
+    /// The inheritable and ambient sets: empty but for an OCI config's.
+    pub inheritable: u64,
+    pub ambient: u64,
     /// No masked or read-only paths, /sys writable, devices open.
     pub privileged: bool,
     pub no_new_privs: bool,
@@ -173,6 +224,8 @@ mod tests {
     fn who_may_mount() {
         let sec = |caps, seccomp| Security {
             caps,
+            inheritable: 0,
+            ambient: 0,
             privileged: false,
             no_new_privs: true,
             seccomp,

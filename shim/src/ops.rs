@@ -218,7 +218,11 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
                 .at(0)
         }
         Op::Seccomp { filter } => seccomp(filter).at(0),
-        Op::Capabilities { keep } => capabilities(keep),
+        Op::Capabilities {
+            keep,
+            inheritable,
+            ambient,
+        } => capabilities(keep, inheritable, ambient),
         Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)).at(0),
         Op::Init { tty } => crate::init::start(tty),
         Op::SetIds { uid, gid } => {
@@ -232,6 +236,21 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
                 NO_OPENAT2.store(true, Ordering::Relaxed);
             }
             Ok(())
+        }
+        Op::AwaitStart { fd } => {
+            let fifo = adopt(fd).at(0)?;
+            // SAFETY: fd 4 is the shim's and nothing borrows it here; a
+            // failure after this has nobody to tell but the exit status.
+            unsafe { rustix::io::close(shim::report::REPORT_FD) };
+            let mut byte = [0u8; 1];
+            loop {
+                match rustix::io::read(&fifo, &mut byte) {
+                    Ok(1) => return Ok(()),
+                    Err(Errno::INTR) => {}
+                    Ok(_) => return Err(Errno::PIPE).at(1),
+                    Err(e) => return Err(e).at(1),
+                }
+            }
         }
         Op::Exec {
             candidates,
@@ -489,7 +508,7 @@ fn seccomp(filter: &[u8]) -> Result<(), Errno> {
 /// Exactly `keep`: the runner only asks for capabilities this kernel knows
 /// and the runner itself holds, so a failure here is an error, never a
 /// quiet narrowing of the set.
-fn capabilities(keep: u64) -> Result<(), Fail> {
+fn capabilities(keep: u64, inheritable: u64, ambient: u64) -> Result<(), Fail> {
     // The bounding set first (it needs CAP_SETPCAP, which the capset below
     // may drop), up to the last capability this kernel knows (EINVAL).
     for cap in 0..64 {
@@ -508,9 +527,26 @@ fn capabilities(keep: u64) -> Result<(), Fail> {
     let sets = CapabilitySets {
         effective: keep,
         permitted: keep,
-        inheritable: CapabilitySet::empty(),
+        inheritable: CapabilitySet::from_bits_retain(inheritable),
     };
-    rustix::thread::set_capabilities(None, sets).at(2)
+    rustix::thread::set_capabilities(None, sets).at(2)?;
+    for cap in (0..64).filter(|c| ambient & (1 << c) != 0) {
+        // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
+        // takes plain integers.
+        let r = unsafe {
+            crate::arch::syscall4(
+                linux_raw_sys::general::__NR_prctl as usize,
+                linux_raw_sys::prctl::PR_CAP_AMBIENT as usize,
+                linux_raw_sys::prctl::PR_CAP_AMBIENT_RAISE as usize,
+                cap,
+                0,
+            )
+        };
+        if r < 0 {
+            return Err(Errno::from_raw_os_error(-r as i32)).at(3);
+        }
+    }
+    Ok(())
 }
 
 /// execve each candidate in turn, as execvp does with PATH: a missing file

@@ -26,7 +26,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 pub const MAGIC: [u8; 4] = *b"HUSK";
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 pub const HEADER_LEN: usize = 12;
 /// Bigger than any argv + envp the kernel accepts (ARG_MAX is a quarter of
 /// the stack limit, 2 MiB by default) and small enough to map without worry.
@@ -272,8 +272,9 @@ ops! { 'a;
     /// Install a classic BPF seccomp filter (`struct sock_filter` array).
     19 => Seccomp { filter: &'a [u8] },
     /// Keep exactly the capabilities in `keep`: bounding set, then ambient
-    /// cleared, then effective = permitted = `keep`, inheritable empty.
-    20 => Capabilities { keep: u64 },
+    /// cleared, then effective = permitted = `keep` with `inheritable`,
+    /// then `ambient` raised (an OCI config's; 0 for husk's own).
+    20 => Capabilities { keep: u64, inheritable: u64, ambient: u64 },
     /// Fail with `errno`: the runner's failure-injection knob for tests.
     21 => Fail { errno: u32 },
     /// Treat the kernel features in `missing` (`missing::*`) as absent:
@@ -305,9 +306,14 @@ ops! { 'a;
     /// the container's mount namespace, the target never through a
     /// symlink.
     27 => AttachMount { fd: u32, target: &'a CStr, propagation: u32 },
+    /// Close the report (the runner's `create` learns that the setup
+    /// succeeded and exits), then wait for one byte on `fd` (the entry's
+    /// exec fifo, written by `start`), and close it: an OCI container
+    /// waits here between `create` and `start`.
+    28 => AwaitStart { fd: u32 },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    28 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    29 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.

@@ -379,6 +379,14 @@ fn write_error(path: &Path, value: &str, e: &io::Error) -> Error {
     Error::os(format_args!("write {value} to {}", path.display()), e)
 }
 
+impl Cgroup {
+    /// Lets go of the cgroups without removing them: an OCI container's,
+    /// which `delete` removes.
+    pub fn leave(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Cgroup {
     fn drop(&mut self) {
         self.remove_all();

@@ -9,6 +9,7 @@
 
 pub mod images;
 pub mod lifecycle;
+pub mod oci;
 
 use argh::FromArgs;
 
@@ -182,6 +183,12 @@ pub enum Command {
     Rmi(images::Rmi),
     Commit(images::Commit),
     Export(images::Export),
+    Create(oci::Create),
+    Start(oci::Start),
+    State(oci::State),
+    Delete(oci::Delete),
+    OciKill(oci::Kill),
+    Spec(oci::SpecCmd),
 }
 
 pub enum Parsed {
@@ -210,12 +217,33 @@ const SWITCHES: &[&str] = &[
     "--timestamps",
     "--read-only",
     "--keep",
+    "--no-pivot",
+    "--no-new-keyring",
+    "--rootless",
 ];
 
 const COMMANDS: &str =
-    "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, rmi, commit, export";
+    "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, \
+     rmi, commit, export, and the OCI runtime's create, start, state, kill ID SIG, delete, spec";
 
-pub fn parse(argv: &[String]) -> Parsed {
+/// The commands only the OCI runtime's callers use, after which runc's
+/// global flags may come too.
+pub const OCI_WORDS: [&str; 5] = ["create", "start", "state", "delete", "spec"];
+
+/// `kill` the OCI way (`kill [--all] ID [SIG]`), or husk's own (`kill
+/// [-s SIG] ID...`): runc's caller gives global flags or --all, or an ID
+/// and a signal.
+fn oci_kill(rest: &[&str], oci_caller: bool) -> bool {
+    let positional: Vec<&&str> = rest.iter().filter(|a| !a.starts_with('-')).collect();
+    oci_caller
+        || rest.iter().any(|a| matches!(*a, "--all" | "-a"))
+        || (!rest.iter().any(|a| matches!(*a, "-s" | "--signal"))
+            && positional.len() == 2
+            && runner::signals::parse(positional[1]).is_some())
+}
+
+/// `oci_caller`: runc's global flags were given (cli::oci::take_globals).
+pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
     let name = argv.first().map(String::as_str).unwrap_or("runner");
     let word = argv
         .get(1)
@@ -251,7 +279,15 @@ pub fn parse(argv: &[String]) -> Parsed {
         Some("attach") => FromArgs::from_args(&cmd, &rest).map(Command::Attach),
         Some("exec") => FromArgs::from_args(&cmd, &rest).map(Command::Exec),
         Some("stop") => FromArgs::from_args(&cmd, &rest).map(Command::Stop),
+        Some("kill") if oci_kill(&rest, oci_caller) => {
+            FromArgs::from_args(&cmd, &rest).map(Command::OciKill)
+        }
         Some("kill") => FromArgs::from_args(&cmd, &rest).map(Command::Kill),
+        Some("create") => FromArgs::from_args(&cmd, &rest).map(Command::Create),
+        Some("start") => FromArgs::from_args(&cmd, &rest).map(Command::Start),
+        Some("state") => FromArgs::from_args(&cmd, &rest).map(Command::State),
+        Some("delete") => FromArgs::from_args(&cmd, &rest).map(Command::Delete),
+        Some("spec") => FromArgs::from_args(&cmd, &rest).map(Command::Spec),
         Some("rm") => FromArgs::from_args(&cmd, &rest).map(Command::Rm),
         Some("inspect") => FromArgs::from_args(&cmd, &rest).map(Command::Inspect),
         Some("wait") => FromArgs::from_args(&cmd, &rest).map(Command::Wait),
@@ -289,12 +325,16 @@ pub fn parse(argv: &[String]) -> Parsed {
 mod tests {
     use super::*;
 
+    fn parse_plain(argv: &[String]) -> Parsed {
+        parse(argv, false)
+    }
+
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
     }
 
     fn run(s: &str) -> Box<Args> {
-        match parse(&args(s)) {
+        match parse_plain(&args(s)) {
             Parsed::Run(Command::Run(a)) => a,
             _ => panic!("not a run: {s}"),
         }
@@ -316,7 +356,7 @@ mod tests {
         assert_eq!(a.env, ["A=1"]);
         assert!(a.tty);
         assert_eq!(a.command, ["sh", "--memory=1"]);
-        let Parsed::Error(e) = parse(&args("runner --tty=yes -- sh")) else {
+        let Parsed::Error(e) = parse_plain(&args("runner --tty=yes -- sh")) else {
             panic!()
         };
         assert!(e.contains("--tty takes no value"), "{e}");
@@ -328,25 +368,25 @@ mod tests {
         assert!(a.detach && a.rm && a.init && a.name.as_deref() == Some("web"));
         assert!(!run("runner --rootfs r -- sh").detach);
         let Parsed::Run(Command::Exec(e)) =
-            parse(&args("runner exec -t -e A=1 -u 7 web -- sh -c x"))
+            parse_plain(&args("runner exec -t -e A=1 -u 7 web -- sh -c x"))
         else {
             panic!()
         };
         assert!(e.tty && e.env == ["A=1"] && e.user.as_deref() == Some("7"));
         // argh keeps a -- after the first positional: commands.rs drops it.
         assert_eq!(e.args, ["web", "--", "sh", "-c", "x"]);
-        let Parsed::Run(Command::Stop(s)) = parse(&args("runner stop -t 3 a b")) else {
+        let Parsed::Run(Command::Stop(s)) = parse_plain(&args("runner stop -t 3 a b")) else {
             panic!()
         };
         assert_eq!(
             (s.time, s.ids),
             (Some(3), vec!["a".to_string(), "b".into()])
         );
-        let Parsed::Run(Command::Ps(p)) = parse(&args("runner ps -a --format=json")) else {
+        let Parsed::Run(Command::Ps(p)) = parse_plain(&args("runner ps -a --format=json")) else {
             panic!()
         };
         assert!(p.all && p.format.as_deref() == Some("json"));
-        let Parsed::Error(e) = parse(&args("runner frob --rootfs r -- sh")) else {
+        let Parsed::Error(e) = parse_plain(&args("runner frob --rootfs r -- sh")) else {
             panic!()
         };
         assert!(
@@ -358,7 +398,7 @@ mod tests {
     #[test]
     fn image_commands_take_a_store() {
         let Parsed::Run(Command::Import(i)) =
-            parse(&args("runner import --store=/s ./b.tar web:1"))
+            parse_plain(&args("runner import --store=/s ./b.tar web:1"))
         else {
             panic!()
         };
@@ -366,19 +406,19 @@ mod tests {
             (i.store.as_deref(), &*i.source, &*i.name),
             (Some("/s"), "./b.tar", "web:1")
         );
-        let Parsed::Run(Command::Rmi(r)) = parse(&args("runner rmi a b")) else {
+        let Parsed::Run(Command::Rmi(r)) = parse_plain(&args("runner rmi a b")) else {
             panic!()
         };
         assert!(r.store.is_none() && r.names == ["a", "b"]);
         assert!(matches!(
-            parse(&args("runner images")),
+            parse_plain(&args("runner images")),
             Parsed::Run(Command::Images(_))
         ));
     }
 
     #[test]
     fn unknown_flags_are_one_line() {
-        let Parsed::Error(e) = parse(&args("runner --frobnicate -- sh")) else {
+        let Parsed::Error(e) = parse_plain(&args("runner --frobnicate -- sh")) else {
             panic!()
         };
         assert!(e.contains("--frobnicate") && !e.contains('\n'), "{e}");

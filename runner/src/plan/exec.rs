@@ -72,7 +72,11 @@ pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Result<Plan> {
             .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         b.push(Op::Seccomp { filter: &filter });
     }
-    b.push(Op::Capabilities { keep: p.caps });
+    b.push(Op::Capabilities {
+        keep: p.caps,
+        inheritable: 0,
+        ambient: 0,
+    });
     if let Some((uid, gid)) = p.user {
         b.push(Op::SetIds { uid, gid });
     }

@@ -48,32 +48,6 @@ const DEV_LINKS: [(&CStr, &CStr); 5] = [
     (c"pts/ptmx", c"dev/ptmx"),
 ];
 
-/// Docker's masked paths: hidden behind /dev/null (files) or an empty
-/// read-only tmpfs (directories).
-const MASKED: [&CStr; 12] = [
-    c"proc/acpi",
-    c"proc/asound",
-    c"proc/interrupts",
-    c"proc/kcore",
-    c"proc/keys",
-    c"proc/latency_stats",
-    c"proc/sched_debug",
-    c"proc/scsi",
-    c"proc/timer_list",
-    c"proc/timer_stats",
-    c"sys/devices/virtual/powercap",
-    c"sys/firmware",
-];
-
-/// Docker's read-only paths.
-const READ_ONLY: [&CStr; 5] = [
-    c"proc/bus",
-    c"proc/fs",
-    c"proc/irq",
-    c"proc/sys",
-    c"proc/sysrq-trigger",
-];
-
 const NOSUID_NODEV_NOEXEC: u32 = ms::NOSUID | ms::NODEV | ms::NOEXEC;
 
 /// `console`: the pseudo-terminal given to the container, if any. `root`:
@@ -189,25 +163,23 @@ pub fn build(
     // The user's mounts after husk's, so that they may cover them, and
     // before the masks, so that they cannot uncover those.
     user_mounts(&mut p, &spec.mounts, volumes);
-    if !sec.privileged {
-        for target in MASKED {
-            // Not every kernel has every path.
-            p.push(Op::Mask {
-                target,
-                null: c"dev/null",
-                flags: ms::RDONLY | NOSUID_NODEV_NOEXEC,
-                data: c"size=4k,nr_inodes=2",
-                optional: true,
-            });
-        }
-        for path in READ_ONLY {
-            p.push(Op::RemountBind {
-                path,
-                bind: true,
-                set: ms::RDONLY | NOSUID_NODEV_NOEXEC,
-                optional: true,
-            });
-        }
+    for target in &spec.masked {
+        // Not every kernel has every path.
+        p.push(Op::Mask {
+            target,
+            null: c"dev/null",
+            flags: ms::RDONLY | NOSUID_NODEV_NOEXEC,
+            data: c"size=4k,nr_inodes=2",
+            optional: true,
+        });
+    }
+    for path in &spec.read_only_paths {
+        p.push(Op::RemountBind {
+            path,
+            bind: true,
+            set: ms::RDONLY | NOSUID_NODEV_NOEXEC,
+            optional: true,
+        });
     }
 
     if spec.read_only {
@@ -220,9 +192,12 @@ pub fn build(
             optional: false,
         });
     }
-    p.push(Op::Hostname {
-        name: &spec.hostname,
-    });
+    // In the host's UTS namespace, or one joined, the name is not ours.
+    if spec.namespaces.is_new(Kind::Uts) {
+        p.push(Op::Hostname {
+            name: &spec.hostname,
+        });
+    }
     if spec.namespaces.is_new(Kind::Net) {
         p.push(Op::LoopbackUp);
     }
@@ -250,7 +225,11 @@ pub fn build(
             .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         p.push(Op::Seccomp { filter: &filter });
     }
-    p.push(Op::Capabilities { keep: sec.caps });
+    p.push(Op::Capabilities {
+        keep: sec.caps,
+        inheritable: sec.inheritable,
+        ambient: sec.ambient,
+    });
     if let Some((uid, gid)) = spec.user {
         p.push(Op::SetIds { uid, gid });
     }
@@ -260,6 +239,12 @@ pub fn build(
         });
     }
 
+    if let Some(fd) = spec.await_start {
+        // Last before the exec: everything that can fail is reported to
+        // `create`.
+        let fd = p.pass(fd);
+        p.push(Op::AwaitStart { fd });
+    }
     let mut storage: [Vec<u8>; 3] = Default::default();
     let [a, b, c] = &mut storage;
     p.push(Op::Exec {

@@ -30,6 +30,8 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         shim: crate::shim::Source::Embedded,
         security: Security {
             caps: crate::caps::DEFAULT,
+            inheritable: 0,
+            ambient: 0,
             privileged,
             no_new_privs: true,
             seccomp: !privileged,
@@ -38,6 +40,19 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         pivot: true,
         parent_death_signal: true,
         init: false,
+        masked: if privileged {
+            Vec::new()
+        } else {
+            crate::spec::root_paths("", &crate::spec::MASKED).unwrap()
+        },
+        read_only_paths: if privileged {
+            Vec::new()
+        } else {
+            crate::spec::root_paths("", &crate::spec::READ_ONLY).unwrap()
+        },
+        rlimits: Vec::new(),
+        oom_score_adj: None,
+        await_start: None,
         fail_at_step: None,
         missing: Missing::default(),
     }

@@ -189,14 +189,14 @@ impl Store {
         for id in self.ids() {
             let dir = self.root.join(&id);
             // Without taking a lock where there is nothing to do.
-            if read(&dir).is_ok_and(|s| s.status == Status::Stopped) {
+            if read(&dir).is_ok_and(|s| s.left_alone()) {
                 continue;
             }
             let Ok(_lock) = lock_dir(&dir, libc::LOCK_EX | libc::LOCK_NB) else {
                 continue; // looked after, or gone meanwhile
             };
             match read(&dir) {
-                Ok(state) if state.status == Status::Stopped => continue,
+                Ok(state) if state.left_alone() => continue,
                 Ok(mut state) => {
                     end(&state, !missing.has(crate::kernel::Call::CgroupKill));
                     if state.stays() {

@@ -95,6 +95,10 @@ pub struct State {
     pub auto_remove: bool,
     /// `--keep`: a foreground container's entry stays after it ends.
     pub keep: bool,
+    /// Made by OCI `create`: once created nobody supervises it (its
+    /// caller reaps PID 1); it lives as long as PID 1 does, and its entry
+    /// until `delete`. The sweep leaves it alone.
+    pub oci: bool,
     /// How PID 1 ended; None while it runs, or when nobody saw it end (its
     /// supervisor was killed).
     pub exit: Option<Exit>,
@@ -123,6 +127,7 @@ impl State {
             detached: false,
             auto_remove: false,
             keep: false,
+            oci: false,
             exit: None,
             spec: Recorded::default(),
         }
@@ -131,6 +136,12 @@ impl State {
     /// Whether the entry stays after the container ends, until `rm`.
     pub fn stays(&self) -> bool {
         (self.detached || self.keep) && !self.auto_remove
+    }
+
+    /// Whether the sweep must leave it: stopped already, or an OCI
+    /// container past its `create`, which its caller looks after.
+    pub fn left_alone(&self) -> bool {
+        self.status == Status::Stopped || (self.oci && self.status != Status::Creating)
     }
 
     /// Whether its PIDs are of this boot: after a restart of the host
@@ -192,6 +203,7 @@ impl State {
             ("detached".into(), b(self.detached)),
             ("autoRemove".into(), b(self.auto_remove)),
             ("keep".into(), b(self.keep)),
+            ("oci".into(), b(self.oci)),
         ];
         match self.exit {
             Some(Exit::Code(c)) => fields.push(("exitCode".into(), Value::number(c))),
@@ -324,6 +336,7 @@ impl State {
             detached: flag("detached"),
             auto_remove: flag("autoRemove"),
             keep: flag("keep"),
+            oci: flag("oci"),
             exit,
             spec,
         })
@@ -361,6 +374,7 @@ mod tests {
             layers: vec!["/var/lib/husk/layers/sha256/ab".into()],
         };
         st.keep = true;
+        st.oci = true;
         assert_eq!(State::from_json(&st.to_json()).unwrap(), st);
         assert_eq!(st.describe(), "killed by signal 15 (SIGTERM)");
         st.exit = Some(Exit::Code(3));

@@ -1,0 +1,268 @@
+//! The OCI runtime's lifecycle, as podman, containerd and the conformance
+//! suite drive it. `create` sets the container up and leaves its PID 1
+//! waiting on the entry's exec fifo just before the exec (shim op
+//! AwaitStart), with no husk process left: its caller, a subreaper, reaps
+//! it. `start` writes the byte that lets it exec. `state`, `kill` and
+//! `delete` find it in the state store; PID 1 is known by PID and start
+//! time, as everywhere in husk, so a PID reused since is never signalled.
+//!
+//! Nobody supervises such an entry once created: the sweep leaves it
+//! (State::left_alone), it lives as long as its PID 1, and its cgroups and
+//! entry go at `delete`. A `create` killed half-way leaves an entry still
+//! `creating` and unlocked, which the next command sweeps as it does any
+//! other.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::json::Value;
+use crate::process::kill_if_same;
+use crate::run::{self, Options};
+use crate::spec::Spec;
+use crate::store::{self, State, Status, Store};
+
+const FIFO: &str = "exec.fifo";
+
+/// The entry's exec fifo, made and opened for reading and writing: the
+/// open does not wait for a writer, and the shim's read waits for
+/// `start`'s byte however long it takes.
+pub fn make_fifo(dir: &Path) -> Result<OwnedFd> {
+    let path = dir.join(FIFO);
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::new(format!("{}: holds a NUL", path.display())))?;
+    // SAFETY: mkfifo and open take a C string we own.
+    let fd = unsafe {
+        if libc::mkfifo(c.as_ptr(), 0o600) != 0 {
+            -1
+        } else {
+            libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC)
+        }
+    };
+    if fd < 0 {
+        return Err(Error::os(
+            format_args!("make the exec fifo {}", path.display()),
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Handed to the shim: out of the way of the numbers it is moved to.
+    crate::fds::held(fd).map_err(|e| Error::os("move the exec fifo's fd", &e))
+}
+
+/// `create`: returns PID 1's host PID once it waits for `start`; the
+/// pid file, if asked for, is written before the entry is let go of.
+pub fn create(spec: Spec, store: &Store, opts: &Options, pid_file: Option<&Path>) -> Result<i32> {
+    let started = run::start(spec, store, opts)?;
+    let pid = started.pid;
+    let written = match pid_file {
+        Some(path) => write_pid_file(path, pid),
+        None => Ok(()),
+    };
+    let (mut entry, cgroup) = started.into_parts();
+    let saved = written.and_then(|()| {
+        entry.state.status = Status::Created;
+        entry.state.supervisor = 0;
+        entry.state.supervisor_start = 0;
+        entry.save()
+    });
+    if let Err(e) = saved {
+        // Still our child: killed and reaped before its cgroup goes.
+        // SAFETY: plain syscalls on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        drop(cgroup);
+        return Err(e);
+    }
+    // Its cgroups stay until `delete`.
+    if let Some(cg) = cgroup {
+        cg.leave();
+    }
+    entry.keep();
+    Ok(pid)
+}
+
+/// Written beside and renamed into place: a caller polling for it never
+/// reads half a number.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("husk-tmp");
+    let err =
+        |e: std::io::Error| Error::os(format_args!("write the pid file {}", path.display()), &e);
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(pid.to_string().as_bytes())
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            err(e)
+        })
+}
+
+/// The entry `id` under its lock, with its status as it is now.
+struct Held {
+    id: String,
+    dir: std::path::PathBuf,
+    state: State,
+    _lock: fs::File,
+}
+
+fn hold(store: &Store, id: &str) -> Result<Held> {
+    let missing = || Error::new(format!("container \"{id}\" does not exist"));
+    let found = store.find(id).map_err(|_| missing())?;
+    let lock = store::lock_dir(&found.dir, libc::LOCK_EX).map_err(|_| missing())?;
+    let mut state = store::read(&found.dir)?;
+    state.status = status(&state, &found.dir);
+    Ok(Held {
+        id: id.to_string(),
+        dir: found.dir,
+        state,
+        _lock: lock,
+    })
+}
+
+/// What a container is now: stopped once its PID 1 has ended (or the
+/// host restarted), created while its fifo waits.
+fn status(state: &State, dir: &Path) -> Status {
+    match state.status {
+        Status::Created | Status::Running if !alive(state) => Status::Stopped,
+        Status::Created if !dir.join(FIFO).exists() => Status::Running,
+        s => s,
+    }
+}
+
+fn alive(state: &State) -> bool {
+    state.pid > 0 && state.this_boot() && kill_if_same(state.pid, state.pid_start, 0)
+}
+
+/// `state`: the OCI state document.
+pub fn state(store: &Store, id: &str) -> Result<String> {
+    let h = hold(store, id)?;
+    let s = &h.state;
+    let pid = if s.status == Status::Stopped {
+        0
+    } else {
+        s.pid
+    };
+    let doc = Value::Object(vec![
+        ("ociVersion".into(), Value::string(&s.oci_version)),
+        ("id".into(), Value::string(&s.id)),
+        ("status".into(), Value::string(s.status.name())),
+        ("pid".into(), Value::number(pid)),
+        ("bundle".into(), Value::string(&s.bundle)),
+        ("created".into(), Value::string(&s.created)),
+        (
+            "annotations".into(),
+            Value::Object(
+                s.annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::string(v)))
+                    .collect(),
+            ),
+        ),
+    ]);
+    Ok(doc.to_json_pretty())
+}
+
+/// `start`: lets a created container exec its program.
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let mut h = hold(store, id)?;
+    if h.state.status != Status::Created {
+        return Err(Error::new(format!(
+            "cannot start container \"{}\": it is {}, not created",
+            h.id,
+            h.state.status.name()
+        )));
+    }
+    let path = h.dir.join(FIFO);
+    // Non-blocking: with no reader (PID 1 gone) this is ENXIO, not a hang.
+    let fifo = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path);
+    let sent = fifo.and_then(|mut f| f.write_all(&[0]));
+    let _ = fs::remove_file(&path);
+    sent.map_err(|e| match e.raw_os_error() {
+        Some(libc::ENXIO) => Error::new(format!("container \"{}\" is not running", h.id)),
+        _ => Error::os(format_args!("write {}", path.display()), &e),
+    })?;
+    h.state.status = Status::Running;
+    store::write_state(&h.dir, &h.state)
+}
+
+/// `kill [--all] ID SIG`.
+pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
+    let h = hold(store, id)?;
+    let s = &h.state;
+    if s.status == Status::Stopped {
+        return Err(Error::new(format!("container \"{id}\" is not running")));
+    }
+    if all {
+        for pid in cgroup_pids(s) {
+            // SAFETY: kill(2) takes plain integers; these are the
+            // container's processes, in its cgroup.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+    if kill_if_same(s.pid, s.pid_start, sig) || all {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "container \"{id}\" is not running: no such process"
+        )))
+    }
+}
+
+/// The processes in the container's cgroup (its first hierarchy's; with
+/// no cgroup of its own, none: PID 1's signal ends the PID namespace).
+fn cgroup_pids(s: &State) -> Vec<i32> {
+    s.cgroups
+        .first()
+        .and_then(|cg| fs::read_to_string(cg.join("cgroup.procs")).ok())
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// `delete [--force]`: a stopped or created container (a created one is
+/// killed, as runc does); a running one only with `force`.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let h = hold(store, id)?;
+    let s = &h.state;
+    match s.status {
+        Status::Stopped | Status::Created => {}
+        _ if force => {}
+        other => {
+            return Err(Error::new(format!(
+                "cannot delete container \"{id}\" that is not stopped: it is {}",
+                other.name()
+            )))
+        }
+    }
+    if s.status != Status::Stopped {
+        kill_if_same(s.pid, s.pid_start, libc::SIGKILL);
+        // Not our child: its end shows when its start time goes (a
+        // zombie counts as ended).
+        let start = Instant::now();
+        while alive(s) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    store::end(s, true);
+    store::remove_entry(&h.dir);
+    Ok(())
+}

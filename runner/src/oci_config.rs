@@ -1,0 +1,588 @@
+//! An OCI bundle's config.json as the library's Spec: the second front end
+//! beside the command line (front.rs). What husk does not support is an
+//! error naming the field, never quietly left out; what it does beyond the
+//! config (every mount nodev, a cgroup namespace always, Docker's device
+//! nodes) only narrows what the container can do.
+
+use std::path::{Path, PathBuf};
+
+use runner::cgroup::{Limits, CPU_PERIOD_US};
+use runner::error::{Error, Result};
+use runner::hostroot::Root;
+use runner::json::{self, Value};
+use runner::kernel::Missing;
+use runner::mounts::{self, Mount};
+use runner::namespaces::{Kind, Namespaces};
+use runner::rootfs::Rootfs;
+use runner::spec::{self, cstring, RootSource, Security, Spec};
+use runner::{caps, process};
+
+use crate::front::Host;
+
+/// The config's limit: a bundle's config is a few KB.
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// What the config gives beyond the spec: the annotations, recorded in
+/// the state.
+pub struct Config {
+    pub spec: Spec,
+    pub annotations: Vec<(String, String)>,
+}
+
+fn bad(field: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(format!("config.json: {field}: {why}"))
+}
+
+fn unsupported(field: &str) -> Error {
+    bad(field, "not supported by husk")
+}
+
+/// Fields a container can do without: absent, null, or empty.
+fn empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Bool(b)) => !b,
+        Some(Value::Number(_)) => false,
+    }
+}
+
+/// Every key of `obj` is one of `known`, or empty.
+fn only(obj: &Value, at: &str, known: &[&str]) -> Result<()> {
+    for (k, v) in obj.as_object().unwrap_or_default() {
+        if !known.contains(&k.as_str()) && !empty(Some(v)) {
+            return Err(unsupported(&format!("{at}.{k}")));
+        }
+    }
+    Ok(())
+}
+
+fn string<'a>(v: &'a Value, field: &str) -> Result<&'a str> {
+    v.as_str().ok_or_else(|| bad(field, "expected a string"))
+}
+
+fn strings<'a>(v: Option<&'a Value>, field: &str) -> Result<Vec<&'a str>> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(v) => v
+            .as_array()
+            .ok_or_else(|| bad(field, "expected a list"))?
+            .iter()
+            .map(|s| string(s, field))
+            .collect(),
+    }
+}
+
+fn uint(v: Option<&Value>, field: &str) -> Result<Option<u64>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(n) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| bad(field, "expected a number of 0 or more")),
+    }
+}
+
+pub fn read(bundle: &Path, id: &str, host: &Host) -> Result<Config> {
+    let path = bundle.join("config.json");
+    let text = read_bounded(&path)?;
+    let v = json::parse(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    parse(&v, bundle, id, host)
+}
+
+fn read_bounded(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG + 1).read_to_string(&mut text))
+        .map_err(|e| Error::os(format_args!("read {}", path.display()), &e))?;
+    if text.len() as u64 > MAX_CONFIG {
+        return Err(Error::new(format!(
+            "{}: bigger than {MAX_CONFIG} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> {
+    only(
+        v,
+        "",
+        &[
+            "ociVersion",
+            "root",
+            "process",
+            "hostname",
+            "mounts",
+            "linux",
+            "annotations",
+            "domainname",
+        ],
+    )
+    .map_err(|e| Error::new(e.message.replace(": .", ": ")))?;
+    let version = v.get("ociVersion").and_then(Value::as_str).unwrap_or("");
+    if !version.starts_with("1.") {
+        return Err(bad("ociVersion", format!("{version:?}: expected 1.x")));
+    }
+    if !host.is_root {
+        return Err(Error::new(
+            "must be run as root: rootless mode is not available yet",
+        ));
+    }
+    if host.root == Root::NotAMountPoint {
+        return Err(Error::new(
+            "/ is not a mount point (is the runner chrooted?)",
+        ));
+    }
+    let null = Value::Null;
+    let linux = v.get("linux").unwrap_or(&null);
+    only(
+        linux,
+        "linux",
+        &[
+            "namespaces",
+            "resources",
+            "cgroupsPath",
+            "maskedPaths",
+            "readonlyPaths",
+            "rootfsPropagation",
+            "seccomp",
+        ],
+    )?;
+    let process = v
+        .get("process")
+        .ok_or_else(|| bad("process", "missing: create needs a process"))?;
+    only(
+        process,
+        "process",
+        &[
+            "args",
+            "env",
+            "cwd",
+            "terminal",
+            "user",
+            "capabilities",
+            "noNewPrivileges",
+            "rlimits",
+            "oomScoreAdj",
+            "consoleSize",
+        ],
+    )?;
+    if process.get("terminal").and_then(Value::as_bool) == Some(true) {
+        return Err(unsupported("process.terminal"));
+    }
+    let root = v.get("root").ok_or_else(|| bad("root", "missing"))?;
+    only(root, "root", &["path", "readonly"])?;
+    let root_path = string(root.get("path").unwrap_or(&null), "root.path")?;
+    let root_path = bundle.join(root_path);
+
+    let namespaces = namespaces(linux.get("namespaces"))?;
+    let hostname = match v.get("hostname") {
+        None | Some(Value::Null) => uname_nodename(),
+        Some(h) => string(h, "hostname")?.to_string(),
+    };
+    let hostname_c = if hostname.is_empty() {
+        spec::check_hostname(spec::DEFAULT_HOSTNAME)?
+    } else {
+        spec::check_hostname(&hostname).map_err(|e| e.prefixed("config.json: "))?
+    };
+    if !empty(v.get("hostname")) && !namespaces.is_new(Kind::Uts) {
+        return Err(bad(
+            "hostname",
+            "needs a UTS namespace of the container's own",
+        ));
+    }
+
+    let args = strings(process.get("args"), "process.args")?;
+    if args.is_empty() {
+        return Err(bad("process.args", "empty: nothing to run"));
+    }
+    let env = strings(process.get("env"), "process.env")?
+        .iter()
+        .map(|e| cstring("process.env", e))
+        .collect::<Result<Vec<_>>>()?;
+    let cwd = process.get("cwd").and_then(Value::as_str).unwrap_or("/");
+    if !cwd.starts_with('/') {
+        return Err(bad("process.cwd", format!("{cwd}: must be absolute")));
+    }
+    let user = match process.get("user") {
+        None | Some(Value::Null) => None,
+        Some(u) => {
+            only(u, "process.user", &["uid", "gid"])?;
+            let id = |k: &str| -> Result<u32> {
+                Ok(uint(u.get(k), &format!("process.user.{k}"))?.unwrap_or(0) as u32)
+            };
+            Some((id("uid")?, id("gid")?))
+        }
+    };
+    let [caps, inheritable, ambient] = capabilities(process.get("capabilities"), host)?;
+    let rlimits = rlimits(process.get("rlimits"))?;
+    let oom_score_adj = match process.get("oomScoreAdj") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(
+            n.as_i64()
+                .filter(|a| (-1000..=1000).contains(a))
+                .ok_or_else(|| bad("process.oomScoreAdj", "expected -1000 to 1000"))?
+                as i32,
+        ),
+    };
+    let seccomp = &linux.get("seccomp");
+    if !empty(*seccomp) {
+        return Err(unsupported("linux.seccomp"));
+    }
+    let privileged = false;
+    let security = Security {
+        caps,
+        inheritable,
+        ambient,
+        privileged,
+        no_new_privs: process
+            .get("noNewPrivileges")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        seccomp: false,
+    };
+    match linux.get("rootfsPropagation").and_then(Value::as_str) {
+        None | Some("" | "slave" | "rslave" | "private" | "rprivate") => {}
+        Some(other) => {
+            return Err(bad(
+                "linux.rootfsPropagation",
+                format!("{other}: husk keeps the container's mounts from the host (slave)"),
+            ))
+        }
+    }
+    let (limits, cgroup_parent) = resources(linux, host)?;
+    let mounts = mounts(v.get("mounts"))?;
+    let masked = spec::root_paths(
+        "linux.maskedPaths",
+        &strings(linux.get("maskedPaths"), "linux.maskedPaths")?,
+    )?;
+    let read_only_paths = spec::root_paths(
+        "linux.readonlyPaths",
+        &strings(linux.get("readonlyPaths"), "linux.readonlyPaths")?,
+    )?;
+    let annotations = v
+        .get("annotations")
+        .and_then(Value::as_object)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), string(v, "annotations")?.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    let argv = args
+        .iter()
+        .map(|a| cstring("process.args", a))
+        .collect::<Result<Vec<_>>>()?;
+    let candidates = spec::candidates(args[0], &spec::path_of(&env))?;
+    let missing = Missing::pretend(&std::env::var("HUSK_PRETEND_ENOSYS").unwrap_or_default())
+        .map_err(Error::new)?;
+    let shim = runner::shim::Source::choose(None, || host.own_exe())?;
+    let spec = Spec {
+        id: id.to_string(),
+        root: RootSource::Dir(Rootfs::open(&root_path.display().to_string())?),
+        mounts,
+        read_only: root
+            .get("readonly")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        image: None,
+        user,
+        hostname: hostname_c,
+        env,
+        workdir: cstring("process.cwd", cwd)?,
+        argv,
+        candidates,
+        namespaces,
+        limits,
+        cgroup_parent,
+        shim,
+        security,
+        tty: false,
+        pivot: host.root == Root::Pivot,
+        // The caller's subreaper reaps PID 1, which outlives `create`.
+        parent_death_signal: false,
+        init: false,
+        masked,
+        read_only_paths,
+        rlimits,
+        oom_score_adj,
+        await_start: None,
+        fail_at_step: None,
+        missing,
+    };
+    Ok(Config { spec, annotations })
+}
+
+fn uname_nodename() -> String {
+    // SAFETY: uname fills the struct we own.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    // SAFETY: the kernel NUL-terminates nodename.
+    unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A kind listed is the container's own, or joined by `path`; one not
+/// listed is the host's (mount, PID and cgroup must be listed: husk makes
+/// them always). A user namespace is not supported yet.
+fn namespaces(list: Option<&Value>) -> Result<Namespaces> {
+    let mut ns = Namespaces::default();
+    let kinds = [
+        ("pid", Kind::Pid),
+        ("network", Kind::Net),
+        ("ipc", Kind::Ipc),
+        ("uts", Kind::Uts),
+        ("mount", Kind::Mount),
+        ("cgroup", Kind::Cgroup),
+    ];
+    let entries = list.and_then(Value::as_array).unwrap_or_default();
+    let mut listed = Vec::new();
+    for e in entries {
+        let t = string(
+            e.get("type").unwrap_or(&Value::Null),
+            "linux.namespaces.type",
+        )?;
+        let Some(&(_, kind)) = kinds.iter().find(|(n, _)| *n == t) else {
+            return Err(unsupported(&format!("linux.namespaces {t}")));
+        };
+        if let Some(path) = e
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            ns.join(kind, path)
+                .map_err(|er| bad("linux.namespaces", er.message))?;
+        }
+        listed.push(kind);
+    }
+    for (name, kind) in kinds {
+        if !listed.contains(&kind) && kind != Kind::Cgroup {
+            ns.host(kind)
+                .map_err(|e| bad(&format!("linux.namespaces ({name} missing)"), e.message))?;
+        }
+    }
+    Ok(ns)
+}
+
+/// The bounding set, which the effective and permitted sets must equal
+/// (husk keeps one set), and the inheritable and ambient sets.
+fn capabilities(v: Option<&Value>, host: &Host) -> Result<[u64; 3]> {
+    let Some(v) = v.filter(|v| !empty(Some(v))) else {
+        return Ok([0; 3]);
+    };
+    only(
+        v,
+        "process.capabilities",
+        &[
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ],
+    )?;
+    let set = |k: &str| -> Result<u64> {
+        let field = format!("process.capabilities.{k}");
+        let names: Vec<String> = strings(v.get(k), &field)?
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        caps::resolve(false, 0, &names, &[], host.caps).map_err(|e| bad(&field, e.message))
+    };
+    let bounding = set("bounding")?;
+    for k in ["effective", "permitted"] {
+        if set(k)? != bounding {
+            return Err(bad(
+                &format!("process.capabilities.{k}"),
+                "differs from the bounding set; husk gives one set",
+            ));
+        }
+    }
+    let inheritable = set("inheritable")?;
+    let ambient = set("ambient")?;
+    // The kernel raises an ambient capability only if it is permitted and
+    // inheritable.
+    if ambient & !(bounding & inheritable) != 0 {
+        return Err(bad(
+            "process.capabilities.ambient",
+            "holds a capability not in both the permitted and inheritable sets",
+        ));
+    }
+    Ok([bounding, inheritable, ambient])
+}
+
+fn rlimits(v: Option<&Value>) -> Result<Vec<(u32, u64, u64)>> {
+    let mut out = Vec::new();
+    for r in v.and_then(Value::as_array).unwrap_or_default() {
+        let t = string(
+            r.get("type").unwrap_or(&Value::Null),
+            "process.rlimits.type",
+        )?;
+        let Some(resource) = process::RLIMITS.iter().position(|n| *n == t) else {
+            return Err(bad("process.rlimits", format!("{t}: not a resource limit")));
+        };
+        let soft = uint(r.get("soft"), "process.rlimits.soft")?.unwrap_or(0);
+        let hard = uint(r.get("hard"), "process.rlimits.hard")?.unwrap_or(0);
+        if soft > hard {
+            return Err(bad("process.rlimits", format!("{t}: soft above hard")));
+        }
+        out.push((resource as u32, soft, hard));
+    }
+    Ok(out)
+}
+
+/// linux.resources and linux.cgroupsPath: the limits, and the cgroup's
+/// parent (its name is the container's ID, as for `run`).
+fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<String>)> {
+    let null = Value::Null;
+    let r = linux.get("resources").unwrap_or(&null);
+    only(r, "linux.resources", &["memory", "cpu", "pids", "devices"])?;
+    let mut l = Limits::default();
+    let memory = r.get("memory").unwrap_or(&null);
+    only(memory, "linux.resources.memory", &["limit", "swap"])?;
+    let signed = |v: Option<&Value>, f: &str| -> Result<Option<i64>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(n) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| bad(f, "expected a number")),
+        }
+    };
+    l.memory = signed(memory.get("limit"), "linux.resources.memory.limit")?
+        .filter(|&m| m > 0)
+        .map(|m| m as u64);
+    l.memory_swap = match signed(memory.get("swap"), "linux.resources.memory.swap")? {
+        None => None,
+        Some(-1) => Some(None),
+        Some(s) if s > 0 => Some(Some(s as u64)),
+        Some(s) => return Err(bad("linux.resources.memory.swap", format!("{s}"))),
+    };
+    let cpu = r.get("cpu").unwrap_or(&null);
+    only(
+        cpu,
+        "linux.resources.cpu",
+        &["shares", "quota", "period", "cpus"],
+    )?;
+    l.cpu_shares = uint(cpu.get("shares"), "linux.resources.cpu.shares")?;
+    let quota = signed(cpu.get("quota"), "linux.resources.cpu.quota")?.filter(|&q| q > 0);
+    if let Some(q) = quota {
+        let period = uint(cpu.get("period"), "linux.resources.cpu.period")?
+            .unwrap_or(CPU_PERIOD_US)
+            .max(1);
+        l.cpu_quota_us = Some(q as u64 * CPU_PERIOD_US / period);
+    }
+    if let Some(cpus) = cpu
+        .get("cpus")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
+        l.cpuset = Some(
+            crate::front::cpuset(cpus, host)
+                .map_err(|e| bad("linux.resources.cpu.cpus", e.message))?,
+        );
+    }
+    let pids = r.get("pids").unwrap_or(&null);
+    only(pids, "linux.resources.pids", &["limit"])?;
+    l.pids = signed(pids.get("limit"), "linux.resources.pids.limit")?
+        .filter(|&p| p > 0)
+        .map(|p| p as u64);
+    let parent = match linux.get("cgroupsPath").and_then(Value::as_str) {
+        None | Some("") => None,
+        Some(p) => Some(cgroups_path(p)?),
+    };
+    Ok((l, parent))
+}
+
+/// A plain path's directory, or systemd's `slice:prefix:name` mapped onto
+/// cgroupfs as `slice` (husk drives cgroupfs, not systemd).
+fn cgroups_path(p: &str) -> Result<String> {
+    let dir = match p.split(':').collect::<Vec<_>>()[..] {
+        [slice, _, _] => slice.to_string(),
+        _ => Path::new(p)
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    };
+    let dir = dir.trim_start_matches('/').to_string();
+    if dir.split('/').any(|c| c == ".." || c == ".") {
+        return Err(bad(
+            "linux.cgroupsPath",
+            format!("{p}: '.' and '..' are not allowed"),
+        ));
+    }
+    Ok(dir)
+}
+
+/// The config's mounts. The standard ones (proc, /dev, devpts, shm,
+/// mqueue, sysfs, cgroup at their usual places) are husk's own and made
+/// as husk makes them; binds become volumes, tmpfs elsewhere a tmpfs.
+fn mounts(v: Option<&Value>) -> Result<Vec<Mount>> {
+    const OWN: [(&str, &str); 8] = [
+        ("/proc", "proc"),
+        ("/dev", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+        ("/sys", "sysfs"),
+        ("/sys/fs/cgroup", "cgroup"),
+        ("/sys/fs/cgroup", "cgroup2"),
+    ];
+    let mut out = Vec::new();
+    for m in v.and_then(Value::as_array).unwrap_or_default() {
+        only(m, "mounts[]", &["destination", "type", "source", "options"])?;
+        let dest = string(
+            m.get("destination").unwrap_or(&Value::Null),
+            "mounts.destination",
+        )?;
+        let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
+        let options = strings(m.get("options"), "mounts.options")?;
+        let bind = kind == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
+        let dest_clean = dest.trim_end_matches('/');
+        if !bind && OWN.contains(&(dest_clean, kind)) {
+            continue;
+        }
+        let field = format!("mounts {dest}");
+        if bind {
+            let source = string(m.get("source").unwrap_or(&Value::Null), &field)?;
+            let opts: Vec<&str> = options
+                .iter()
+                .copied()
+                .filter(|o| !matches!(*o, "bind" | "rbind"))
+                .collect();
+            let arg = format!("{source}:{dest}:{}", opts.join(","));
+            out.push(
+                mounts::volume(arg.trim_end_matches(':')).map_err(|e| bad(&field, e.message))?,
+            );
+        } else if kind == "tmpfs" {
+            // exec and suid unless the config says otherwise (husk's
+            // --tmpfs defaults are Docker's); atime options change nothing
+            // a container can do.
+            let opts: Vec<&str> = ["exec", "suid"]
+                .into_iter()
+                .chain(options.iter().copied())
+                .filter(|o| !matches!(*o, "strictatime" | "relatime" | "noatime" | "nodev"))
+                .collect();
+            let arg = format!("{dest}:{}", opts.join(","));
+            out.push(mounts::tmpfs(arg.trim_end_matches(':')).map_err(|e| bad(&field, e.message))?);
+        } else {
+            return Err(bad(
+                &field,
+                format!("type {kind:?}: not supported by husk here"),
+            ));
+        }
+    }
+    mounts::sort(&mut out);
+    Ok(out)
+}
+
+/// The bundle directory as given, made absolute.
+pub fn bundle_dir(given: Option<&str>) -> Result<PathBuf> {
+    let dir = PathBuf::from(given.unwrap_or("."));
+    std::fs::canonicalize(&dir).map_err(|e| Error::os(format_args!("bundle {}", dir.display()), &e))
+}
