@@ -221,6 +221,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         init: args.init,
         masked,
         read_only_paths,
+        seccomp_filter: None,
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,

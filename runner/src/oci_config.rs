@@ -229,10 +229,12 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
                 as i32,
         ),
     };
-    let seccomp = &linux.get("seccomp");
-    if !empty(*seccomp) {
-        return Err(unsupported("linux.seccomp"));
-    }
+    let seccomp_filter = match linux.get("seccomp") {
+        None | Some(Value::Null) => None,
+        Some(profile) => {
+            Some(runner::seccomp::profile::compile(profile).map_err(|e| bad("linux.seccomp", e))?)
+        }
+    };
     let privileged = false;
     let security = Security {
         caps,
@@ -306,6 +308,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         init: false,
         masked,
         read_only_paths,
+        seccomp_filter,
         rlimits,
         oom_score_adj,
         await_start: None,

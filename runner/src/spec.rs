@@ -112,6 +112,9 @@ pub struct Spec {
     /// `READ_ONLY`), none when privileged, or an OCI config's.
     pub masked: Vec<CString>,
     pub read_only_paths: Vec<CString>,
+    /// An OCI config's seccomp profile, compiled (seccomp/profile.rs): in
+    /// place of husk's own filter.
+    pub seccomp_filter: Option<Vec<u8>>,
     /// Resource limits (resource, soft, hard) and the OOM score
     /// adjustment, set on PID 1 before it runs (an OCI config's).
     pub rlimits: Vec<(u32, u64, u64)>,

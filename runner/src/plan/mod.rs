@@ -220,7 +220,9 @@ pub fn build(
     }
     // Before the capabilities go: without no_new_privs, installing a filter
     // needs CAP_SYS_ADMIN. The filter allows what follows it.
-    if sec.seccomp {
+    if let Some(filter) = &spec.seccomp_filter {
+        p.push(Op::Seccomp { filter });
+    } else if sec.seccomp {
         let filter = crate::seccomp::filter(sec.caps)
             .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         p.push(Op::Seccomp { filter: &filter });

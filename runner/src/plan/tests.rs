@@ -50,6 +50,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         } else {
             crate::spec::root_paths("", &crate::spec::READ_ONLY).unwrap()
         },
+        seccomp_filter: None,
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,

@@ -16,7 +16,7 @@
 //! jump is written. (It also takes one buffer, and no allocation per node:
 //! the runner compiles the filter at every container start.)
 
-use super::policy::{ArgTest, Cmp, Decision};
+use super::policy::{ArgTest, Cmp, Decision, Entry, Op64, Test64};
 use super::{AUDIT_ARCH, RET_ALLOW, RET_EPERM, RET_KILL_PROCESS};
 
 /// One `struct sock_filter`.
@@ -34,6 +34,7 @@ pub const AND_K: u16 = 0x54;
 pub const JA: u16 = 0x05;
 pub const JEQ_K: u16 = 0x15;
 pub const JGE_K: u16 = 0x35;
+pub const JGT_K: u16 = 0x25;
 pub const RET_K: u16 = 0x06;
 
 /// Offsets in `struct seccomp_data`: nr, arch, then the low word of each
@@ -59,14 +60,15 @@ const fn insn(code: u16, k: u32) -> Insn {
 }
 
 /// The whole filter for `decisions` (sorted by number, as
-/// `policy::resolve` gives them).
-pub fn compile(decisions: &[(u32, Decision)]) -> Result<Vec<Insn>, String> {
-    let intervals = intervals(decisions)?;
+/// `policy::resolve` gives them); numbers not named get `default`.
+pub fn compile(decisions: &[(u32, Decision)], default: u32) -> Result<Vec<Insn>, String> {
+    let default = Decision::Ret(default);
+    let intervals = intervals(decisions, &default)?;
     // Written backwards: the last instruction first.
     let mut rev = Vec::with_capacity(2 * intervals.len() + 16);
     // The last interval runs from past the highest named syscall to
-    // u32::MAX with the default, EPERM: x86_64's x32 numbers (bit 30 set)
-    // are there.
+    // u32::MAX with the default (Docker's: EPERM): x86_64's x32 numbers
+    // (bit 30 set) are there.
     tree(&intervals, &mut rev)?;
     rev.extend([
         insn(LD_W_ABS, OFF_NR),
@@ -107,11 +109,12 @@ struct Interval<'a> {
     decision: &'a Decision,
 }
 
-static DEFAULT: Decision = Decision::Ret(RET_EPERM);
-
 /// Every number from 0 up, as intervals of one outcome each: neighbours with
 /// equal decisions merge, gaps between named syscalls get the default.
-fn intervals(decisions: &[(u32, Decision)]) -> Result<Vec<Interval<'_>>, String> {
+fn intervals<'a>(
+    decisions: &'a [(u32, Decision)],
+    default: &'a Decision,
+) -> Result<Vec<Interval<'a>>, String> {
     fn extend<'a>(out: &mut Vec<Interval<'a>>, start: u32, decision: &'a Decision) {
         if out.last().is_none_or(|l| l.decision != decision) {
             out.push(Interval { start, decision });
@@ -123,7 +126,7 @@ fn intervals(decisions: &[(u32, Decision)]) -> Result<Vec<Interval<'_>>, String>
         match next {
             Some(n) if *nr >= n => {
                 if *nr > n {
-                    extend(&mut out, n, &DEFAULT);
+                    extend(&mut out, n, default);
                 }
             }
             _ => return Err(format!("syscall {nr} is out of order or repeated")),
@@ -132,7 +135,7 @@ fn intervals(decisions: &[(u32, Decision)]) -> Result<Vec<Interval<'_>>, String>
         next = nr.checked_add(1);
     }
     if let Some(n) = next {
-        extend(&mut out, n, &DEFAULT);
+        extend(&mut out, n, default);
     }
     Ok(out)
 }
@@ -149,6 +152,7 @@ fn tree(iv: &[Interval<'_>], rev: &mut Vec<Insn>) -> Result<(), String> {
                 Ok(())
             }
             Decision::Args(tests) => arg_tests(tests, rev),
+            Decision::Entries { entries, otherwise } => entry_tests(entries, *otherwise, rev),
         };
     }
     let mid = iv.len() / 2;
@@ -186,6 +190,109 @@ fn arg_tests(tests: &[ArgTest], rev: &mut Vec<Insn>) -> Result<(), String> {
         };
         if load {
             rev.push(insn(LD_W_ABS, off_arg_low(test.arg)));
+        }
+    }
+    Ok(())
+}
+
+/// An OCI profile's entries for one syscall, laid out as [entry 1's
+/// tests][RET its action][entry 2's tests][RET ...]...[RET otherwise]: a
+/// test that fails jumps to the next entry.
+fn entry_tests(entries: &[Entry], otherwise: u32, rev: &mut Vec<Insn>) -> Result<(), String> {
+    rev.push(insn(RET_K, otherwise));
+    let mut next = rev.len() - 1;
+    for e in entries.iter().rev() {
+        rev.push(insn(RET_K, e.ret));
+        for t in e.tests.iter().rev() {
+            test64(t, next, rev)?;
+        }
+        next = rev.len() - 1;
+    }
+    Ok(())
+}
+
+/// Where a jump of a 64-bit comparison goes: on to its next instruction,
+/// to what follows the comparison (it holds), or to `fail`.
+#[derive(Clone, Copy)]
+enum To {
+    On,
+    Pass,
+    Fail,
+}
+
+/// One comparison of a whole 64-bit argument, as libseccomp makes it: the
+/// high word decides unless equal, then the low word. Falls through when
+/// it holds, jumps to rev index `fail` when not.
+fn test64(t: &Test64, fail: usize, rev: &mut Vec<Insn>) -> Result<(), String> {
+    if t.arg > 5 {
+        return Err(format!("argument {}: there are 6", t.arg));
+    }
+    let (hi, lo) = ((t.value >> 32) as u32, t.value as u32);
+    enum Step {
+        Load(u32),
+        And(u32),
+        Jump(u16, u32, To, To),
+    }
+    use Step::{And, Jump, Load};
+    use To::{Fail, On, Pass};
+    let (load_hi, load_lo) = (Load(off_arg_low(t.arg) + 4), Load(off_arg_low(t.arg)));
+    let steps = match t.op {
+        Op64::Eq => vec![
+            load_hi,
+            Jump(JEQ_K, hi, On, Fail),
+            load_lo,
+            Jump(JEQ_K, lo, Pass, Fail),
+        ],
+        Op64::Ne => vec![
+            load_hi,
+            Jump(JEQ_K, hi, On, Pass),
+            load_lo,
+            Jump(JEQ_K, lo, Fail, Pass),
+        ],
+        Op64::MaskedEq(mask) => vec![
+            load_hi,
+            And((mask >> 32) as u32),
+            Jump(JEQ_K, hi, On, Fail),
+            load_lo,
+            And(mask as u32),
+            Jump(JEQ_K, lo, Pass, Fail),
+        ],
+        Op64::Gt | Op64::Ge => vec![
+            load_hi,
+            Jump(JGT_K, hi, Pass, On),
+            Jump(JEQ_K, hi, On, Fail),
+            load_lo,
+            match t.op {
+                Op64::Gt => Jump(JGT_K, lo, Pass, Fail),
+                _ => Jump(JGE_K, lo, Pass, Fail),
+            },
+        ],
+        Op64::Lt | Op64::Le => vec![
+            load_hi,
+            Jump(JGT_K, hi, Fail, On),
+            Jump(JEQ_K, hi, On, Pass),
+            load_lo,
+            match t.op {
+                Op64::Lt => Jump(JGE_K, lo, Fail, Pass),
+                _ => Jump(JGT_K, lo, Fail, Pass),
+            },
+        ],
+    };
+    // What follows the comparison, as a rev index.
+    let after = rev.len() - 1;
+    for step in steps.iter().rev() {
+        match *step {
+            Load(off) => rev.push(insn(LD_W_ABS, off)),
+            And(mask) => rev.push(insn(AND_K, mask)),
+            Jump(code, k, t, f) => {
+                let skip = |to: To| match to {
+                    To::On => 0,
+                    To::Pass => rev.len() - after - 1,
+                    To::Fail => rev.len() - fail - 1,
+                };
+                let (t, f) = (skip(t), skip(f));
+                branch(rev, code, k, t, f)?;
+            }
         }
     }
     Ok(())

@@ -16,6 +16,7 @@
 mod bpf;
 mod oci;
 mod policy;
+pub mod profile;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -35,7 +36,7 @@ pub fn filter(caps: u64) -> Result<Vec<u8>, String> {
     // In number order: on armv7 the table also names arm's private calls,
     // far above the newer ones.
     decisions.sort_by_key(|(nr, _)| *nr);
-    let program = bpf::compile(&decisions)?;
+    let program = bpf::compile(&decisions, RET_EPERM)?;
     Ok(bpf::encode(&program))
 }
 

@@ -22,7 +22,8 @@ pub fn profile(caps: u64) -> String {
     let mut with_args = Vec::new();
     for (nr, decision) in &decisions {
         match decision {
-            Decision::Ret(RET_EPERM) => {}
+            // Only OCI profiles have entries; husk's own policy never.
+            Decision::Ret(RET_EPERM) | Decision::Entries { .. } => {}
             Decision::Ret(ret) => match outcomes.iter_mut().find(|(r, _)| r == ret) {
                 Some((_, names)) => names.push(name(*nr)),
                 None => outcomes.push((*ret, vec![name(*nr)])),

@@ -129,6 +129,53 @@ pub enum Decision {
     Ret(u32),
     /// Allow if any test passes, else EPERM.
     Args(Vec<ArgTest>),
+    /// An OCI profile's entries for the syscall, in order: the first
+    /// whose tests all pass decides; if none does, `otherwise`.
+    Entries { entries: Vec<Entry>, otherwise: u32 },
+}
+
+/// One entry of an OCI profile with argument conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub tests: Vec<Test64>,
+    pub ret: u32,
+}
+
+/// An OCI (libseccomp) comparison of a whole 64-bit argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Test64 {
+    pub arg: u8,
+    pub op: Op64,
+    pub value: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op64 {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    /// `arg & mask == value`.
+    MaskedEq(u64),
+}
+
+impl Test64 {
+    #[cfg(test)]
+    pub fn passes(&self, args: &[u64; 6]) -> bool {
+        let a = args[self.arg as usize];
+        let v = self.value;
+        match self.op {
+            Op64::Eq => a == v,
+            Op64::Ne => a != v,
+            Op64::Lt => a < v,
+            Op64::Le => a <= v,
+            Op64::Gt => a > v,
+            Op64::Ge => a >= v,
+            Op64::MaskedEq(mask) => a & mask == v,
+        }
+    }
 }
 
 /// Every syscall number a rule that applies to `caps` names, with what

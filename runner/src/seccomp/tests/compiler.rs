@@ -56,6 +56,7 @@ fn expected(decisions: &[(u32, Decision)], nr: u32, args: &[u64; 6]) -> u32 {
         Some(Decision::Ret(r)) => *r,
         Some(Decision::Args(tests)) if tests.iter().any(|t| t.passes(args)) => RET_ALLOW,
         Some(Decision::Args(_)) => RET_EPERM,
+        Some(Decision::Entries { .. }) => unreachable!("only OCI profiles have entries"),
     }
 }
 
@@ -99,7 +100,7 @@ fn far_jumps_go_through_trampolines_and_every_decision_holds() {
         };
         decisions.push((n, d));
     }
-    let prog = bpf::compile(&decisions).unwrap();
+    let prog = bpf::compile(&decisions, RET_EPERM).unwrap();
     let trampolines = prog.iter().filter(|i| i.code == JA).count();
     let far = prog
         .iter()
@@ -140,10 +141,10 @@ fn past_the_kernels_limit_is_an_error() {
     let decisions: Vec<(u32, Decision)> = (0..2100)
         .map(|n| (n, Decision::Ret(RET_ERRNO | (n % 2))))
         .collect();
-    let e = bpf::compile(&decisions).unwrap_err();
+    let e = bpf::compile(&decisions, RET_EPERM).unwrap_err();
     assert!(e.contains("at most 4096"), "{e}");
     let unsorted = [(5, Decision::Ret(RET_ALLOW)), (4, Decision::Ret(RET_ALLOW))];
-    assert!(bpf::compile(&unsorted)
+    assert!(bpf::compile(&unsorted, RET_EPERM)
         .unwrap_err()
         .contains("out of order"));
 }
@@ -162,8 +163,8 @@ fn every_capability_set_compiles_within_the_kernels_limit() {
             .enumerate()
             .filter(|(i, _)| combo & (1 << i) != 0)
             .fold(0, |c, (_, b)| c | 1u64 << b);
-        let prog =
-            bpf::compile(&policy::resolve(caps)).unwrap_or_else(|e| panic!("caps {caps:#x}: {e}"));
+        let prog = bpf::compile(&policy::resolve(caps), RET_EPERM)
+            .unwrap_or_else(|e| panic!("caps {caps:#x}: {e}"));
         longest = longest.max(prog.len());
     }
     let default = filter(caps::DEFAULT).unwrap().len() / 8;
@@ -219,6 +220,7 @@ fn the_oci_profile_says_what_the_filter_does() {
             Decision::Ret(RET_EPERM) => assert_eq!(count(&p, &quoted), 0, "{quoted}"),
             Decision::Ret(_) => assert_eq!(count(&p, &quoted), 1, "{quoted}"),
             Decision::Args(t) => assert_eq!(count(&p, &quoted), t.len(), "{quoted}"),
+            Decision::Entries { .. } => unreachable!("only OCI profiles have entries"),
         }
     }
     for name in ["read", "getppid", "ptrace"] {

@@ -5,8 +5,9 @@
 mod cases;
 mod compiler;
 mod policy;
+mod profile;
 
-use super::bpf::{Insn, AND_K, JA, JEQ_K, JGE_K, LD_W_ABS, RET_K};
+use super::bpf::{Insn, AND_K, JA, JEQ_K, JGE_K, JGT_K, LD_W_ABS, RET_K};
 use super::AUDIT_ARCH;
 use crate::caps;
 
@@ -80,6 +81,7 @@ impl Bpf {
                 JA => pc += i.k as usize,
                 JEQ_K => pc += if acc == i.k { i.jt } else { i.jf } as usize,
                 JGE_K => pc += if acc >= i.k { i.jt } else { i.jf } as usize,
+                JGT_K => pc += if acc > i.k { i.jt } else { i.jf } as usize,
                 RET_K => return (i.k, steps),
                 code => panic!("unexpected opcode {code:#x} at {}", pc - 1),
             }
