@@ -63,7 +63,7 @@ pub fn op(op: &Op<'_>) -> String {
         Op::Fail { .. } => "injected failure (HUSK_FAIL_AT_STEP)".into(),
         Op::Pretend { .. } => "pretend calls are missing".into(),
         Op::Init { .. } => "start the command under husk's init".into(),
-        Op::SetIds { uid, gid } => format!("become uid {uid}, gid {gid}"),
+        Op::SetIds { uid, gid, .. } => format!("become uid {uid}, gid {gid}"),
         Op::EnterRoot { .. } => "enter the container's root".into(),
         Op::AwaitStart { .. } => "wait for start".into(),
         Op::Exec { argv, .. } => format!(

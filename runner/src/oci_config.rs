@@ -208,15 +208,35 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
     if !cwd.starts_with('/') {
         return Err(bad("process.cwd", format!("{cwd}: must be absolute")));
     }
-    let user = match process.get("user") {
-        None | Some(Value::Null) => None,
-        Some(u) => {
-            only(u, "process.user", &["uid", "gid"])?;
-            let id = |k: &str| -> Result<u32> {
-                Ok(uint(u.get(k), &format!("process.user.{k}"))?.unwrap_or(0) as u32)
-            };
-            Some((id("uid")?, id("gid")?))
-        }
+    let null_user = Value::Null;
+    let u = process.get("user").unwrap_or(&null_user);
+    only(
+        u,
+        "process.user",
+        &["uid", "gid", "additionalGids", "umask"],
+    )?;
+    let user_id = |k: &str| -> Result<u32> {
+        let v = uint(u.get(k), &format!("process.user.{k}"))?.unwrap_or(0);
+        u32::try_from(v).map_err(|_| bad(&format!("process.user.{k}"), "above 2^32"))
+    };
+    let user = Some((user_id("uid")?, user_id("gid")?));
+    let umask = match uint(u.get("umask"), "process.user.umask")? {
+        None => 0o022,
+        Some(m) if m <= 0o777 => m as u32,
+        Some(m) => return Err(bad("process.user.umask", format!("{m:#o}: above 0777"))),
+    };
+    let groups = match u.get("additionalGids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(g) => g
+            .as_array()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| {
+                g.as_u64()
+                    .and_then(|g| u32::try_from(g).ok())
+                    .ok_or_else(|| bad("process.user.additionalGids", "expected gids"))
+            })
+            .collect::<Result<Vec<_>>>()?,
     };
     let [caps, inheritable, ambient] = capabilities(process.get("capabilities"), host)?;
     let rlimits = rlimits(process.get("rlimits"))?;
@@ -256,7 +276,11 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             ))
         }
     }
-    let (limits, cgroup_parent) = resources(linux, host)?;
+    let (limits, cgroup) = resources(linux, host)?;
+    let (cgroup_parent, cgroup_name) = match cgroup {
+        Some((parent, name)) => ((!parent.is_empty()).then_some(parent), Some(name)),
+        None => (None, None),
+    };
     let mounts = mounts(v.get("mounts"))?;
     let masked = spec::root_paths(
         "linux.maskedPaths",
@@ -291,6 +315,9 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             .unwrap_or(false),
         image: None,
         user,
+        groups,
+        umask,
+        keep_caps: true,
         hostname: hostname_c,
         env,
         workdir: cstring("process.cwd", cwd)?,
@@ -299,6 +326,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         namespaces,
         limits,
         cgroup_parent,
+        cgroup_name,
         shim,
         security,
         tty: false,
@@ -440,8 +468,8 @@ fn rlimits(v: Option<&Value>) -> Result<Vec<(u32, u64, u64)>> {
 }
 
 /// linux.resources and linux.cgroupsPath: the limits, and the cgroup's
-/// parent (its name is the container's ID, as for `run`).
-fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<String>)> {
+/// parent and name.
+fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<(String, String)>)> {
     let null = Value::Null;
     let r = linux.get("resources").unwrap_or(&null);
     only(r, "linux.resources", &["memory", "cpu", "pids", "devices"])?;
@@ -502,24 +530,24 @@ fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<String>)> {
     Ok((l, parent))
 }
 
-/// A plain path's directory, or systemd's `slice:prefix:name` mapped onto
-/// cgroupfs as `slice` (husk drives cgroupfs, not systemd).
-fn cgroups_path(p: &str) -> Result<String> {
-    let dir = match p.split(':').collect::<Vec<_>>()[..] {
-        [slice, _, _] => slice.to_string(),
-        _ => Path::new(p)
-            .parent()
-            .map(|d| d.display().to_string())
-            .unwrap_or_default(),
+/// A plain path (from each hierarchy's root, as the spec says of an
+/// absolute one and runc does of a relative one) as parent and name; or
+/// systemd's `slice:prefix:name` mapped onto cgroupfs as
+/// `slice/prefix-name.scope` (husk drives cgroupfs, not systemd).
+fn cgroups_path(p: &str) -> Result<(String, String)> {
+    let path = match p.split(':').collect::<Vec<_>>()[..] {
+        [slice, prefix, name] => format!("{slice}/{prefix}-{name}.scope"),
+        _ => p.to_string(),
     };
-    let dir = dir.trim_start_matches('/').to_string();
-    if dir.split('/').any(|c| c == ".." || c == ".") {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.iter().any(|c| *c == ".." || *c == ".") || parts.is_empty() {
         return Err(bad(
             "linux.cgroupsPath",
-            format!("{p}: '.' and '..' are not allowed"),
+            format!("{p}: '.' and '..' are not allowed, nor an empty path"),
         ));
     }
-    Ok(dir)
+    let (name, parent) = parts.split_last().expect("not empty");
+    Ok((parent.join("/"), name.to_string()))
 }
 
 /// The config's mounts. The standard ones (proc, /dev, devpts, shm,

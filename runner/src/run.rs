@@ -136,7 +136,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     };
     spec.await_start = fifo.as_ref().map(|f| f.as_raw_fd());
     let sec = &spec.security;
-    let everywhere = sec.may_mount();
+    let everywhere = sec.may_mount() || spec.cgroup_name.is_some();
     // Without limits (and unable to mount) the container gets no cgroup
     // of its own, and so no cgroupfs either: nothing to read from the host.
     let layout = if spec.limits.controllers().is_empty() && !everywhere {
@@ -206,7 +206,10 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         &cgroup::Request {
             limits: &spec.limits,
             parent: spec.cgroup_parent.as_deref(),
-            name: &cgroup::leaf_name(&spec.id),
+            name: &spec
+                .cgroup_name
+                .clone()
+                .unwrap_or_else(|| cgroup::leaf_name(&spec.id)),
             everywhere,
             kill_file: !spec.missing.has(crate::kernel::Call::CgroupKill),
         },

@@ -86,6 +86,13 @@ pub struct Spec {
     /// The uid and gid the command runs as (else 0, with the
     /// capabilities kept).
     pub user: Option<(u32, u32)>,
+    /// With `user`: its supplementary groups (else none), and the umask
+    /// (Docker's and runc's 022 unless an OCI config says).
+    pub groups: Vec<u32>,
+    pub umask: u32,
+    /// With `user`: the capabilities stay whatever the uid (an OCI
+    /// config's), rather than going as they do on setuid (Docker's -u).
+    pub keep_caps: bool,
     pub hostname: CString,
     pub env: Vec<CString>,
     pub workdir: CString,
@@ -95,6 +102,10 @@ pub struct Spec {
     pub namespaces: Namespaces,
     pub limits: Limits,
     pub cgroup_parent: Option<String>,
+    /// The cgroup's own name under the parent (else husk-ID): an OCI
+    /// config's cgroupsPath, which also asks for a cgroup in every
+    /// hierarchy, limits or not, as runc makes.
+    pub cgroup_name: Option<String>,
     pub shim: crate::shim::Source,
     pub security: Security,
     /// Give the container a pseudo-terminal of its own.

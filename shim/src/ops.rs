@@ -225,11 +225,42 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
         } => capabilities(keep, inheritable, ambient),
         Op::Fail { errno } => Err(Errno::from_raw_os_error(errno as i32)).at(0),
         Op::Init { tty } => crate::init::start(tty),
-        Op::SetIds { uid, gid } => {
+        Op::SetIds {
+            uid,
+            gid,
+            groups,
+            umask,
+            keep_caps,
+            ambient,
+        } => {
             use rustix::process::{Gid, Uid};
-            rustix::thread::set_thread_groups(&[]).at(0)?;
+            if keep_caps {
+                rustix::thread::set_keep_capabilities(true).at(3)?;
+            }
+            let n = groups.len() / 4;
+            let gids: &[Gid] = if n == 0 {
+                &[]
+            } else {
+                let buf = alloc(groups.len()).at(0)?;
+                buf.copy_from_slice(groups);
+                // SAFETY: Gid is a transparent u32, and `buf` is
+                // page-aligned and holds `n` of them (the targets are
+                // little-endian).
+                unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<Gid>(), n) }
+            };
+            rustix::thread::set_thread_groups(gids).at(0)?;
             rustix::thread::set_thread_gid(Gid::from_raw(gid)).at(1)?;
-            rustix::thread::set_thread_uid(Uid::from_raw(uid)).at(2)
+            rustix::thread::set_thread_uid(Uid::from_raw(uid)).at(2)?;
+            rustix::process::umask(Mode::from_raw_mode(umask));
+            if keep_caps {
+                // The permitted set stayed; the effective one and the
+                // ambient one are cleared by the kernel on setuid.
+                let mut sets = rustix::thread::capabilities(None).at(4)?;
+                sets.effective = sets.permitted;
+                rustix::thread::set_capabilities(None, sets).at(4)?;
+                raise_ambient(ambient).at(4)?;
+            }
+            Ok(())
         }
         Op::Pretend { missing } => {
             if missing & missing::OPENAT2 != 0 {
@@ -530,6 +561,10 @@ fn capabilities(keep: u64, inheritable: u64, ambient: u64) -> Result<(), Fail> {
         inheritable: CapabilitySet::from_bits_retain(inheritable),
     };
     rustix::thread::set_capabilities(None, sets).at(2)?;
+    raise_ambient(ambient).at(3)
+}
+
+fn raise_ambient(ambient: u64) -> Result<(), Errno> {
     for cap in (0..64).filter(|c| ambient & (1 << c) != 0) {
         // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
         // takes plain integers.
@@ -543,7 +578,7 @@ fn capabilities(keep: u64, inheritable: u64, ambient: u64) -> Result<(), Fail> {
             )
         };
         if r < 0 {
-            return Err(Errno::from_raw_os_error(-r as i32)).at(3);
+            return Err(Errno::from_raw_os_error(-r as i32));
         }
     }
     Ok(())

@@ -261,7 +261,11 @@ impl Cgroup {
                 match self.fs.mkdir(d) {
                     Ok(()) => {
                         self.made.push(d.clone());
-                        if h.version == Version::V1 && controllers.contains(&"cpuset") {
+                        // Whether or not a limit asks for cpuset: in its
+                        // hierarchy, a parent made empty takes no tasks
+                        // below it (ENOSPC).
+                        let cpuset_here = h.controllers.iter().any(|c| c == "cpuset");
+                        if h.version == Version::V1 && cpuset_here {
                             v1::inherit_cpuset(d, &levels[i - 1], self.fs.as_ref())?;
                         }
                     }

@@ -78,7 +78,14 @@ pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Result<Plan> {
         ambient: 0,
     });
     if let Some((uid, gid)) = p.user {
-        b.push(Op::SetIds { uid, gid });
+        b.push(Op::SetIds {
+            uid,
+            gid,
+            groups: &[],
+            umask: 0o022,
+            keep_caps: false,
+            ambient: 0,
+        });
     }
     let mut storage: [Vec<u8>; 3] = Default::default();
     let [x, y, z] = &mut storage;

@@ -232,8 +232,16 @@ pub fn build(
         inheritable: sec.inheritable,
         ambient: sec.ambient,
     });
+    let groups: Vec<u8> = spec.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
     if let Some((uid, gid)) = spec.user {
-        p.push(Op::SetIds { uid, gid });
+        p.push(Op::SetIds {
+            uid,
+            gid,
+            groups: &groups,
+            umask: spec.umask,
+            keep_caps: spec.keep_caps,
+            ambient: sec.ambient,
+        });
     }
     if spec.init {
         p.push(Op::Init {

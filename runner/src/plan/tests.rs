@@ -19,6 +19,9 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         read_only: false,
         image: None,
         user: None,
+        groups: Vec::new(),
+        umask: 0o022,
+        keep_caps: false,
         hostname: c"box".into(),
         env: vec![c"PATH=/bin".into()],
         workdir: c"/tmp".into(),
@@ -51,6 +54,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
             crate::spec::root_paths("", &crate::spec::READ_ONLY).unwrap()
         },
         seccomp_filter: None,
+        cgroup_name: None,
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,
