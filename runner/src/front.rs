@@ -375,22 +375,21 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
         None => None,
         Some(v) => {
             let ncpus = host.online_cpus().len().max(1);
-            let cpus: f64 = v
-                .parse()
-                .ok()
-                .filter(|c: &f64| c.is_finite() && *c > 0.0)
+            // CPUs in 1/100000ths (µs of quota per period): no floats.
+            let quota = decimal(v, CPU_PERIOD_US)
+                .filter(|&q| q > 0)
                 .ok_or_else(|| {
                     Error::new(format!(
                         "--cpus {v}: expected a positive number of CPUs, e.g. 0.5"
                     ))
                 })?;
-            if cpus > ncpus as f64 {
+            if quota > ncpus as u64 * CPU_PERIOD_US {
                 return Err(Error::new(format!(
                     "--cpus {v}: this host has {ncpus} CPUs online"
                 )));
             }
             // The kernel refuses quotas under 1 ms per period.
-            Some(((cpus * CPU_PERIOD_US as f64).round() as u64).max(1000))
+            Some(quota.max(1000))
         }
     };
     let cpu_shares = args
@@ -419,6 +418,32 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
 }
 
 /// "64M", "1g", "512k", "4096": bytes.
+/// A decimal number ("1", "0.25", ".5") times `scale` (a power of ten),
+/// rounded to the nearest integer.
+pub fn decimal(v: &str, scale: u64) -> Option<u64> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !digits(frac) {
+        return None;
+    }
+    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    // Each fractional digit is worth scale/10, scale/100, ...; the first
+    // beyond the scale rounds.
+    let (mut part, mut unit) = (0u64, scale);
+    for d in frac.bytes().map(|b| u64::from(b - b'0')) {
+        unit /= 10;
+        if unit == 0 {
+            part += u64::from(d >= 5);
+            break;
+        }
+        part += d * unit;
+    }
+    whole.checked_mul(scale)?.checked_add(part)
+}
+
 /// A CPU list of online CPUs, normalised.
 pub fn cpuset(v: &str, host: &Host) -> Result<String> {
     let cpus = parse_cpu_list(v)
@@ -611,6 +636,18 @@ mod tests {
         assert_eq!(size("--memory", "4096").unwrap(), 4096);
         for bad in ["12Q", "", "M", "-1", "1.5G", "0", "99999999999999999999G"] {
             assert!(size("--memory", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn decimals_without_floats() {
+        assert_eq!(decimal("1", 100_000), Some(100_000));
+        assert_eq!(decimal("0.5", 100_000), Some(50_000));
+        assert_eq!(decimal(".25", 100_000), Some(25_000));
+        assert_eq!(decimal("1.000006", 100_000), Some(100_001));
+        assert_eq!(decimal("2.", 100_000), Some(200_000));
+        for bad in ["", ".", "-1", "1e3", "a", "1.2.3", "nan"] {
+            assert_eq!(decimal(bad, 100_000), None, "{bad}");
         }
     }
 

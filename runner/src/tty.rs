@@ -5,7 +5,7 @@
 //! never holds the caller's terminal, so it cannot push keystrokes into it
 //! (TIOCSTI).
 
-use std::ffi::CStr;
+use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -36,18 +36,19 @@ impl Pty {
         }
         // SAFETY: as above.
         let master = unsafe { OwnedFd::from_raw_fd(m) };
-        let mut name = [0 as libc::c_char; 64];
-        // SAFETY: plain calls on our fd; ptsname_r fills `name`.
+        // The slave's number, unlocked (what grantpt/unlockpt/ptsname do,
+        // without musl's printf behind ptsname).
+        let mut n: libc::c_int = 0;
+        let mut unlock: libc::c_int = 0;
+        // SAFETY: ioctls on our fd that read or write one int we own.
         unsafe {
-            if libc::grantpt(m) != 0
-                || libc::unlockpt(m) != 0
-                || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
+            if libc::ioctl(m, libc::TIOCSPTLCK, &mut unlock) != 0
+                || libc::ioctl(m, libc::TIOCGPTN, &mut n) != 0
             {
                 return Err(err("set up the pseudo-terminal"));
             }
         }
-        // SAFETY: ptsname_r wrote a NUL-terminated string.
-        let path = unsafe { CStr::from_ptr(name.as_ptr()) };
+        let path = CString::new(format!("/dev/pts/{n}")).expect("no NUL in a number");
         // SAFETY: opening the slave gives a new fd that we then own.
         let s = unsafe {
             libc::open(
