@@ -66,6 +66,7 @@ pub fn op(op: &Op<'_>) -> String {
         Op::SetIds { uid, gid, .. } => format!("become uid {uid}, gid {gid}"),
         Op::EnterRoot { .. } => "enter the container's root".into(),
         Op::AwaitStart { .. } => "wait for start".into(),
+        Op::Sysctl { path, .. } => format!("set the sysctl /{}", s(path)),
         Op::Exec { argv, .. } => format!(
             "exec {}",
             argv.first().map(s).unwrap_or("<empty argv>".into())
@@ -82,6 +83,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         Op::AttachRoot { .. } => &["fcntl", "move_mount", "mount (propagation)"],
         Op::AttachMount { .. } => &[OPEN, "move_mount", "mount (propagation)"],
         Op::AwaitStart { .. } => &["fcntl", "read the exec fifo"],
+        Op::Sysctl { .. } => &[OPEN, "open", "fstatfs (is it procfs?)", "write"],
         Op::Mount { .. } => &[OPEN, "mount"],
         Op::Mkdir { .. } => &[OPEN, "mkdirat"],
         Op::Touch { .. } => &[OPEN, "openat"],

@@ -226,6 +226,8 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         read_only_paths,
         seccomp_filter: None,
         cgroup_name: None,
+        sysctls: Vec::new(),
+        root_propagation: 0,
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,

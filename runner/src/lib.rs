@@ -13,6 +13,7 @@ pub mod detach;
 pub mod error;
 pub mod exec;
 pub mod fds;
+pub mod hooks;
 pub mod hostroot;
 pub mod image;
 pub mod json;

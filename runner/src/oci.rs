@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::json::Value;
 use crate::process::kill_if_same;
 use crate::run::{self, Options};
@@ -68,6 +69,11 @@ pub fn create(spec: Spec, store: &Store, opts: &Options, pid_file: Option<&Path>
     let (mut entry, cgroup) = started.into_parts();
     let saved = written.and_then(|()| {
         entry.state.status = Status::Created;
+        entry.state.pid = pid;
+        let doc = document(&entry.state);
+        for stage in ["prestart", "createRuntime"] {
+            hooks::run(&stage_hooks(&entry.state, stage)?, stage, &doc)?;
+        }
         entry.state.supervisor = 0;
         entry.state.supervisor_start = 0;
         entry.save()
@@ -148,10 +154,31 @@ fn alive(state: &State) -> bool {
     state.pid > 0 && state.this_boot() && kill_if_same(state.pid, state.pid_start, 0)
 }
 
+/// The hooks of `stage` the state keeps (checked when the config was
+/// read).
+fn stage_hooks(s: &State, stage: &str) -> Result<Vec<hooks::Hook>> {
+    if s.hooks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let v = crate::json::parse(&s.hooks).map_err(Error::new)?;
+    hooks::of(&v, stage).map_err(Error::new)
+}
+
+/// Runs the hooks of a stage whose failure the runtime only reports
+/// (poststart, poststop).
+fn warn_hooks(s: &State, stage: &str) {
+    let ran = stage_hooks(s, stage).and_then(|h| hooks::run(&h, stage, &document(s)));
+    if let Err(e) = ran {
+        eprintln!("runner: warning: {e}");
+    }
+}
+
 /// `state`: the OCI state document.
 pub fn state(store: &Store, id: &str) -> Result<String> {
-    let h = hold(store, id)?;
-    let s = &h.state;
+    Ok(document(&hold(store, id)?.state))
+}
+
+fn document(s: &State) -> String {
     let pid = if s.status == Status::Stopped {
         0
     } else {
@@ -174,7 +201,7 @@ pub fn state(store: &Store, id: &str) -> Result<String> {
             ),
         ),
     ]);
-    Ok(doc.to_json_pretty())
+    doc.to_json_pretty()
 }
 
 /// `start`: lets a created container exec its program.
@@ -200,7 +227,9 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         _ => Error::os(format_args!("write {}", path.display()), &e),
     })?;
     h.state.status = Status::Running;
-    store::write_state(&h.dir, &h.state)
+    store::write_state(&h.dir, &h.state)?;
+    warn_hooks(&h.state, "poststart");
+    Ok(())
 }
 
 /// `kill [--all] ID SIG`.
@@ -264,5 +293,8 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     }
     store::end(s, true);
     store::remove_entry(&h.dir);
+    let mut s = h.state.clone();
+    s.status = Status::Stopped;
+    warn_hooks(&s, "poststop");
     Ok(())
 }

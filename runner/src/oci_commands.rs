@@ -38,6 +38,7 @@ pub fn create(a: Create, g: &Globals) -> Result<i32> {
         oci: Some(Oci {
             bundle,
             annotations: config.annotations,
+            hooks: config.hooks,
         }),
         named: true,
         ..Options::default()

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use runner::cgroup::{Limits, CPU_PERIOD_US};
 use runner::error::{Error, Result};
 use runner::hostroot::Root;
+use std::ffi::CString;
+
 use runner::json::{self, Value};
 use runner::kernel::Missing;
 use runner::mounts::{self, Mount};
@@ -16,6 +18,7 @@ use runner::namespaces::{Kind, Namespaces};
 use runner::rootfs::Rootfs;
 use runner::spec::{self, cstring, RootSource, Security, Spec};
 use runner::{caps, process};
+use shim::plan::ms;
 
 use crate::front::Host;
 
@@ -27,6 +30,8 @@ const MAX_CONFIG: u64 = 4 << 20;
 pub struct Config {
     pub spec: Spec,
     pub annotations: Vec<(String, String)>,
+    /// `hooks`, checked, as JSON text ("" for none).
+    pub hooks: String,
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> Error {
@@ -120,6 +125,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             "linux",
             "annotations",
             "domainname",
+            "hooks",
         ],
     )
     .map_err(|e| Error::new(e.message.replace(": .", ": ")))?;
@@ -150,6 +156,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             "readonlyPaths",
             "rootfsPropagation",
             "seccomp",
+            "sysctl",
         ],
     )?;
     let process = v
@@ -267,15 +274,22 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             .unwrap_or(false),
         seccomp: false,
     };
-    match linux.get("rootfsPropagation").and_then(Value::as_str) {
-        None | Some("" | "slave" | "rslave" | "private" | "rprivate") => {}
+    // After husk's slave: shared lets the container's mounts reach its
+    // own peers (never the host, its master); private cuts what the host
+    // mounts from reaching it.
+    let root_propagation = match linux.get("rootfsPropagation").and_then(Value::as_str) {
+        None | Some("" | "slave" | "rslave") => 0,
+        Some("shared" | "rshared") => ms::SHARED,
+        Some("private" | "rprivate") => ms::PRIVATE,
+        Some("unbindable" | "runbindable") => ms::UNBINDABLE,
         Some(other) => {
             return Err(bad(
                 "linux.rootfsPropagation",
-                format!("{other}: husk keeps the container's mounts from the host (slave)"),
+                format!("{other}: expected shared, slave, private or unbindable"),
             ))
         }
-    }
+    };
+    let sysctls = sysctls(linux.get("sysctl"), &namespaces)?;
     let (limits, cgroup) = resources(linux, host)?;
     let (cgroup_parent, cgroup_name) = match cgroup {
         Some((parent, name)) => ((!parent.is_empty()).then_some(parent), Some(name)),
@@ -337,13 +351,81 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         masked,
         read_only_paths,
         seccomp_filter,
+        sysctls,
+        root_propagation,
         rlimits,
         oom_score_adj,
         await_start: None,
         fail_at_step: None,
         missing,
     };
-    Ok(Config { spec, annotations })
+    let hooks = match v.get("hooks") {
+        None | Some(Value::Null) => String::new(),
+        Some(h) => {
+            only(h, "hooks", &runner::hooks::STAGES)?;
+            for stage in runner::hooks::STAGES {
+                runner::hooks::of(h, stage).map_err(|e| Error::new(format!("config.json: {e}")))?;
+            }
+            h.to_json()
+        }
+    };
+    Ok(Config {
+        spec,
+        annotations,
+        hooks,
+    })
+}
+
+/// linux.sysctl: only those of a namespace the container has of its own
+/// (IPC's kernel.msg*, sem, shm* and fs.mqueue.*, the network's net.*, the
+/// UTS hostname and domainname), as runc allows; a host-wide one is
+/// refused by name.
+fn sysctls(v: Option<&Value>, ns: &Namespaces) -> Result<Vec<(CString, CString)>> {
+    let mut out = Vec::new();
+    for (key, value) in v.and_then(Value::as_object).unwrap_or_default() {
+        let field = format!("linux.sysctl {key}");
+        let value = string(value, &field)?;
+        let ipc = matches!(
+            key.as_str(),
+            "kernel.msgmax"
+                | "kernel.msgmnb"
+                | "kernel.msgmni"
+                | "kernel.sem"
+                | "kernel.shmall"
+                | "kernel.shmmax"
+                | "kernel.shmmni"
+                | "kernel.shm_rmid_forced"
+        ) || key.starts_with("fs.mqueue.");
+        let kind = if ipc {
+            Kind::Ipc
+        } else if key.starts_with("net.") {
+            Kind::Net
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            Kind::Uts
+        } else {
+            return Err(bad(
+                &field,
+                "not a namespaced sysctl: it would change the host",
+            ));
+        };
+        if !ns.is_new(kind) {
+            return Err(bad(
+                &field,
+                "needs a namespace of the container's own for it",
+            ));
+        }
+        let clean = key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !clean || key.contains("..") {
+            return Err(bad(&field, "not a sysctl name"));
+        }
+        out.push((
+            cstring(&field, &format!("proc/sys/{}", key.replace('.', "/")))?,
+            cstring(&field, value)?,
+        ));
+    }
+    Ok(out)
 }
 
 fn uname_nodename() -> String {

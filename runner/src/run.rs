@@ -40,6 +40,8 @@ pub struct Options {
 pub struct Oci {
     pub bundle: std::path::PathBuf,
     pub annotations: Vec<(String, String)>,
+    /// The config's `hooks`, as JSON text.
+    pub hooks: String,
 }
 
 /// A container set up and running.
@@ -120,6 +122,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
             let mut s = State::new(&spec.id, &oci.bundle);
             s.oci = true;
             s.annotations = oci.annotations.clone();
+            s.hooks = oci.hooks.clone();
             s
         }
         None => State::new(&spec.id, &spec.root.describe()),

@@ -126,6 +126,12 @@ pub struct Spec {
     /// An OCI config's seccomp profile, compiled (seccomp/profile.rs): in
     /// place of husk's own filter.
     pub seccomp_filter: Option<Vec<u8>>,
+    /// Namespaced sysctls (as paths under proc/sys, and values), set once
+    /// /proc is mounted: an OCI config's.
+    pub sysctls: Vec<(CString, CString)>,
+    /// Propagation given to the root's mounts after husk's slave (an OCI
+    /// config's rootfsPropagation: shared, or private); 0 for none.
+    pub root_propagation: u32,
     /// Resource limits (resource, soft, hard) and the OOM score
     /// adjustment, set on PID 1 before it runs (an OCI config's).
     pub rlimits: Vec<(u32, u64, u64)>,

@@ -131,6 +131,16 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
                 .map(drop)
                 .at(1)
         }
+        Op::Sysctl { path, value } => {
+            let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
+            let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = fs::openat(&dir, name.as_cstr(), flags, Mode::empty()).at(1)?;
+            const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+            if fs::fstatfs(&fd).at(2)?.f_type as i64 != PROC_SUPER_MAGIC {
+                return Err(Errno::XDEV).at(2);
+            }
+            rustix::io::write(&fd, value.to_bytes()).map(drop).at(3)
+        }
         Op::Symlink { target, path } => {
             let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
             fs::symlinkat(target, &dir, name.as_cstr()).at(1)

@@ -134,8 +134,10 @@ pub mod ms {
     pub const REMOUNT: u32 = 32;
     pub const BIND: u32 = 4096;
     pub const REC: u32 = 16384;
+    pub const UNBINDABLE: u32 = 1 << 17;
     pub const PRIVATE: u32 = 1 << 18;
     pub const SLAVE: u32 = 1 << 19;
+    pub const SHARED: u32 = 1 << 20;
     pub const STRICTATIME: u32 = 1 << 24;
 }
 
@@ -314,6 +316,11 @@ ops! { 'a;
     /// exec fifo, written by `start`), and close it: an OCI container
     /// waits here between `create` and `start`.
     28 => AwaitStart { fd: u32 },
+    /// Write `value` to `path` (proc/sys/...) in the root, opened beneath
+    /// it without following symlinks and checked to be on a procfs (the
+    /// one just mounted in the container's namespaces): a namespaced
+    /// sysctl of an OCI config.
+    30 => Sysctl { path: &'a CStr, value: &'a CStr },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
     29 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },

@@ -113,6 +113,9 @@ pub fn build(
     let nodev = if sec.privileged { 0 } else { ms::NODEV };
 
     p.mount_dir(c"proc", c"proc", c"proc", NOSUID_NODEV_NOEXEC, c"");
+    for (path, value) in &spec.sysctls {
+        p.push(Op::Sysctl { path, value });
+    }
     p.mount_dir(
         c"dev",
         c"tmpfs",
@@ -206,6 +209,12 @@ pub fn build(
     } else {
         Op::ChrootRoot
     });
+    // After the pivot: pivot_root refuses a shared root.
+    if spec.root_propagation != 0 {
+        p.push(Op::Propagation {
+            flags: ms::REC | spec.root_propagation,
+        });
+    }
     p.push(Op::Chdir {
         path: &spec.workdir,
     });

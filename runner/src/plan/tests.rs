@@ -55,6 +55,8 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         },
         seccomp_filter: None,
         cgroup_name: None,
+        sysctls: Vec::new(),
+        root_propagation: 0,
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,

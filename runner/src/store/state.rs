@@ -99,6 +99,9 @@ pub struct State {
     /// caller reaps PID 1); it lives as long as PID 1 does, and its entry
     /// until `delete`. The sweep leaves it alone.
     pub oci: bool,
+    /// An OCI config's `hooks`, as JSON text ("" for none): `start` and
+    /// `delete` run theirs (hooks.rs), whatever became of the bundle.
+    pub hooks: String,
     /// How PID 1 ended; None while it runs, or when nobody saw it end (its
     /// supervisor was killed).
     pub exit: Option<Exit>,
@@ -128,6 +131,7 @@ impl State {
             auto_remove: false,
             keep: false,
             oci: false,
+            hooks: String::new(),
             exit: None,
             spec: Recorded::default(),
         }
@@ -204,6 +208,7 @@ impl State {
             ("autoRemove".into(), b(self.auto_remove)),
             ("keep".into(), b(self.keep)),
             ("oci".into(), b(self.oci)),
+            ("hooks".into(), s(&self.hooks)),
         ];
         match self.exit {
             Some(Exit::Code(c)) => fields.push(("exitCode".into(), Value::number(c))),
@@ -337,6 +342,7 @@ impl State {
             auto_remove: flag("autoRemove"),
             keep: flag("keep"),
             oci: flag("oci"),
+            hooks: string("hooks").unwrap_or_default(),
             exit,
             spec,
         })
@@ -375,6 +381,7 @@ mod tests {
         };
         st.keep = true;
         st.oci = true;
+        st.hooks = r#"{"poststop":[{"path":"/bin/true"}]}"#.into();
         assert_eq!(State::from_json(&st.to_json()).unwrap(), st);
         assert_eq!(st.describe(), "killed by signal 15 (SIGTERM)");
         st.exit = Some(Exit::Code(3));
