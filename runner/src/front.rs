@@ -416,6 +416,8 @@ fn limits(args: &Args, host: &Host) -> Result<Limits> {
         cpu_shares,
         cpuset,
         pids,
+        cpu_period_us: None,
+        extra: Vec::new(),
     })
 }
 

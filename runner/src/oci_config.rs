@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runner::cgroup::{Limits, CPU_PERIOD_US};
+use runner::cgroup::{Extra, Limits};
 use runner::error::{Error, Result};
 use runner::hostroot::Root;
 use std::ffi::CString;
@@ -292,7 +292,9 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
     let sysctls = sysctls(linux.get("sysctl"), &namespaces)?;
     let (limits, cgroup) = resources(linux, host)?;
     let (cgroup_parent, cgroup_name) = match cgroup {
-        Some((parent, name)) => ((!parent.is_empty()).then_some(parent), Some(name)),
+        // From each hierarchy's root, as the spec says of an absolute
+        // path (and runc does of a relative one).
+        Some((parent, name)) => (Some(parent), Some(name)),
         None => (None, None),
     };
     let mounts = mounts(v.get("mounts"))?;
@@ -557,7 +559,19 @@ fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<(String, Stri
     only(r, "linux.resources", &["memory", "cpu", "pids", "devices"])?;
     let mut l = Limits::default();
     let memory = r.get("memory").unwrap_or(&null);
-    only(memory, "linux.resources.memory", &["limit", "swap"])?;
+    only(
+        memory,
+        "linux.resources.memory",
+        &[
+            "limit",
+            "swap",
+            "reservation",
+            "swappiness",
+            "disableOOMKiller",
+            "kernel",
+            "kernelTCP",
+        ],
+    )?;
     let signed = |v: Option<&Value>, f: &str| -> Result<Option<i64>> {
         match v {
             None | Some(Value::Null) => Ok(None),
@@ -567,6 +581,49 @@ fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<(String, Stri
                 .ok_or_else(|| bad(f, "expected a number")),
         }
     };
+    let mut extra = Vec::new();
+    let mut add = |controller, v1, v2, value: Option<String>| {
+        if let Some(value) = value {
+            extra.push(Extra {
+                controller,
+                v1,
+                v2,
+                value,
+            });
+        }
+    };
+    let positive = |v: Option<i64>| v.filter(|&n| n > 0).map(|n| n.to_string());
+    add(
+        "memory",
+        "memory.soft_limit_in_bytes",
+        Some("memory.low"),
+        positive(signed(
+            memory.get("reservation"),
+            "linux.resources.memory.reservation",
+        )?),
+    );
+    add(
+        "memory",
+        "memory.swappiness",
+        None,
+        uint(
+            memory.get("swappiness"),
+            "linux.resources.memory.swappiness",
+        )?
+        .filter(|&s| s <= 100)
+        .map(|s| s.to_string()),
+    );
+    if memory.get("disableOOMKiller").and_then(Value::as_bool) == Some(true) {
+        add("memory", "memory.oom_control", None, Some("1".into()));
+    }
+    // As runc: kernel memory limits went from the kernel (5.16, and
+    // deprecated since 5.4); taken, never applied, and said so.
+    if !empty(memory.get("kernel")) || !empty(memory.get("kernelTCP")) {
+        eprintln!(
+            "runner: warning: linux.resources.memory.kernel and kernelTCP are not applied: \
+             kernels no longer limit kernel memory"
+        );
+    }
     l.memory = signed(memory.get("limit"), "linux.resources.memory.limit")?
         .filter(|&m| m > 0)
         .map(|m| m as u64);
@@ -580,16 +637,58 @@ fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<(String, Stri
     only(
         cpu,
         "linux.resources.cpu",
-        &["shares", "quota", "period", "cpus"],
+        &[
+            "shares",
+            "quota",
+            "period",
+            "cpus",
+            "mems",
+            "realtimePeriod",
+            "realtimeRuntime",
+        ],
     )?;
+    add(
+        "cpu",
+        "cpu.rt_period_us",
+        None,
+        uint(
+            cpu.get("realtimePeriod"),
+            "linux.resources.cpu.realtimePeriod",
+        )?
+        .map(|v| v.to_string()),
+    );
+    add(
+        "cpu",
+        "cpu.rt_runtime_us",
+        None,
+        signed(
+            cpu.get("realtimeRuntime"),
+            "linux.resources.cpu.realtimeRuntime",
+        )?
+        .map(|v| v.to_string()),
+    );
+    let mems = cpu
+        .get("mems")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty());
+    if let Some(m) = mems {
+        if crate::front::parse_cpu_list(m).is_none() {
+            return Err(bad(
+                "linux.resources.cpu.mems",
+                format!("{m}: expected a list such as 0-1"),
+            ));
+        }
+        add(
+            "cpuset",
+            "cpuset.mems",
+            Some("cpuset.mems"),
+            Some(m.to_string()),
+        );
+    }
     l.cpu_shares = uint(cpu.get("shares"), "linux.resources.cpu.shares")?;
     let quota = signed(cpu.get("quota"), "linux.resources.cpu.quota")?.filter(|&q| q > 0);
-    if let Some(q) = quota {
-        let period = uint(cpu.get("period"), "linux.resources.cpu.period")?
-            .unwrap_or(CPU_PERIOD_US)
-            .max(1);
-        l.cpu_quota_us = Some(q as u64 * CPU_PERIOD_US / period);
-    }
+    l.cpu_quota_us = quota.map(|q| q as u64);
+    l.cpu_period_us = uint(cpu.get("period"), "linux.resources.cpu.period")?.filter(|&p| p > 0);
     if let Some(cpus) = cpu
         .get("cpus")
         .and_then(Value::as_str)
@@ -600,6 +699,7 @@ fn resources(linux: &Value, host: &Host) -> Result<(Limits, Option<(String, Stri
                 .map_err(|e| bad("linux.resources.cpu.cpus", e.message))?,
         );
     }
+    l.extra = extra;
     let pids = r.get("pids").unwrap_or(&null);
     only(pids, "linux.resources.pids", &["limit"])?;
     l.pids = signed(pids.get("limit"), "linux.resources.pids.limit")?

@@ -215,6 +215,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
                 .unwrap_or_else(|| cgroup::leaf_name(&spec.id)),
             everywhere,
             kill_file: !spec.missing.has(crate::kernel::Call::CgroupKill),
+            may_exist: spec.cgroup_name.is_some(),
         },
     );
     let cgroup = match cgroup {

@@ -27,12 +27,26 @@ pub struct Limits {
     pub memory: Option<u64>,
     /// Memory plus swap: None = the default (no swap); Some(None) = unlimited.
     pub memory_swap: Option<Option<u64>>,
-    /// Microseconds per `CPU_PERIOD_US`.
+    /// Microseconds per period: `cpu_period_us`, else `CPU_PERIOD_US`.
     pub cpu_quota_us: Option<u64>,
+    pub cpu_period_us: Option<u64>,
     pub cpu_shares: Option<u64>,
     /// A normalised CPU list.
     pub cpuset: Option<String>,
     pub pids: Option<u64>,
+    /// Further control files an OCI config sets (memory.reservation,
+    /// swappiness, cpu.mems, ...), after the typed limits.
+    pub extra: Vec<Extra>,
+}
+
+/// One control file to write: its controller, its name on v1 and on v2
+/// (None: v2 has none, and asking for it there is an error).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    pub controller: &'static str,
+    pub v1: &'static str,
+    pub v2: Option<&'static str>,
+    pub value: String,
 }
 
 impl Limits {
@@ -50,6 +64,11 @@ impl Limits {
         }
         if self.pids.is_some() {
             c.push("pids");
+        }
+        for e in &self.extra {
+            if !c.contains(&e.controller) {
+                c.push(e.controller);
+            }
         }
         c
     }
@@ -132,6 +151,9 @@ pub struct Request<'a> {
     /// Whether to end what is left with cgroup.kill (5.14) where v2 has
     /// one; else each process is killed by pid.
     pub kill_file: bool,
+    /// The leaf may exist already (an OCI cgroupsPath naming one, as runc
+    /// takes it); else its existence is an error.
+    pub may_exist: bool,
 }
 
 /// A container's cgroup: a directory in each hierarchy it uses. Dropping it
@@ -194,20 +216,36 @@ impl Cgroup {
             };
             cg.make_parents(h, &parent_dir, &controllers)?;
             let leaf = parent_dir.join(req.name);
-            cg.fs
-                .mkdir(&leaf)
-                .map_err(|e| Error::os(format_args!("create cgroup {}", leaf.display()), &e))?;
+            match cg.fs.mkdir(&leaf) {
+                Err(e) if req.may_exist && e.kind() == io::ErrorKind::AlreadyExists => {}
+                r => {
+                    r.map_err(|e| Error::os(format_args!("create cgroup {}", leaf.display()), &e))?
+                }
+            }
             cg.leaves.push((h.version, leaf.clone()));
             // A new v1 cpuset takes no tasks until it has CPUs and memory
             // nodes: where no --cpuset asks for its own, its parent's.
             let cpuset_here = h.controllers.iter().any(|c| c == "cpuset");
-            if h.version == Version::V1 && cpuset_here && !controllers.contains(&"cpuset") {
+            if h.version == Version::V1 && cpuset_here && limits.cpuset.is_none() {
                 v1::inherit_cpuset(&leaf, &parent_dir, cg.fs.as_ref())?;
             }
-            let settings = match h.version {
+            let mut settings = match h.version {
                 Version::V1 => v1::settings(limits, &controllers, &parent_dir, cg.fs.as_ref())?,
                 Version::V2 => v2::settings(limits, &controllers),
             };
+            for e in limits
+                .extra
+                .iter()
+                .filter(|e| controllers.contains(&e.controller))
+            {
+                let file = match h.version {
+                    Version::V1 => e.v1,
+                    Version::V2 => e.v2.ok_or_else(|| {
+                        Error::new(format!("{}: cgroup v2 has no such control", e.v1))
+                    })?,
+                };
+                settings.push(Setting::new(file, &e.value));
+            }
             for s in settings {
                 let path = leaf.join(s.file);
                 match cg.fs.write(&path, &s.value) {

@@ -115,6 +115,8 @@ fn all_limits() -> Limits {
         cpu_shares: Some(512),
         cpuset: Some("0".into()),
         pids: Some(64),
+        cpu_period_us: None,
+        extra: Vec::new(),
     }
 }
 
@@ -131,6 +133,7 @@ fn make(
         name,
         everywhere,
         kill_file: true,
+        may_exist: false,
     };
     Cgroup::create_with(Box::new(TempFs), layout, &req)
 }

@@ -30,7 +30,10 @@ pub fn settings(
     }
     if controllers.contains(&"cpu") {
         if let Some(q) = limits.cpu_quota_us {
-            s.push(Setting::new("cpu.cfs_period_us", CPU_PERIOD_US));
+            s.push(Setting::new(
+                "cpu.cfs_period_us",
+                limits.cpu_period_us.unwrap_or(CPU_PERIOD_US),
+            ));
             s.push(Setting::new("cpu.cfs_quota_us", q));
         }
         if let Some(shares) = limits.cpu_shares {

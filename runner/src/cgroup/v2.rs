@@ -22,7 +22,8 @@ pub fn settings(limits: &Limits, controllers: &[&str]) -> Vec<Setting> {
     }
     if controllers.contains(&"cpu") {
         if let Some(q) = limits.cpu_quota_us {
-            s.push(Setting::new("cpu.max", format!("{q} {CPU_PERIOD_US}")));
+            let period = limits.cpu_period_us.unwrap_or(CPU_PERIOD_US);
+            s.push(Setting::new("cpu.max", format!("{q} {period}")));
         }
         if let Some(shares) = limits.cpu_shares {
             s.push(Setting::new("cpu.weight", weight(shares)));
