@@ -289,6 +289,7 @@ pub fn exec(a: cli::Exec) -> Result<i32> {
         shim: runner::shim::Source::choose(a.shim.as_deref(), || host.own_exe())?,
         missing: Missing::pretend(&std::env::var("HUSK_PRETEND_ENOSYS").unwrap_or_default())
             .map_err(Error::new)?,
+        oci: None,
     };
     if !host.is_root {
         return Err(Error::new(

@@ -35,19 +35,46 @@ pub struct Request {
     pub interactive: bool,
     pub shim: crate::shim::Source,
     pub missing: crate::kernel::Missing,
+    /// OCI `exec`: the process as its caller gave it.
+    pub oci: Option<OciProcess>,
+}
+
+/// What an OCI caller's process.json (or flags) says beyond `Request`'s
+/// fields; the process's environment replaces the container's.
+pub struct OciProcess {
+    /// The process's environment is its own (process.json), not the
+    /// container's with -e on top.
+    pub replace_env: bool,
+    /// Bounding (= effective = permitted), inheritable, ambient.
+    pub caps: Option<[u64; 3]>,
+    pub no_new_privs: Option<bool>,
+    pub groups: Vec<u32>,
+    pub umask: u32,
+    /// Leave the process running and return once it has exec'd: its
+    /// caller (a subreaper) reaps it.
+    pub detach: bool,
+    pub pid_file: Option<std::path::PathBuf>,
+    /// With a terminal: where its master goes (the runner relays nothing).
+    pub console_socket: Option<std::path::PathBuf>,
 }
 
 pub fn exec(store: &Store, req: Request) -> Result<i32> {
     fds::cloexec_from(3, &req.missing)?;
     let found = store.find(&req.id)?;
-    let state = lifecycle::running(&found)?.clone();
+    let state = match &found.state {
+        Ok(s) if s.oci => crate::oci::live(&found)?,
+        _ => lifecycle::running(&found)?.clone(),
+    };
     let joined = join(&state)?;
     let cstrings = |what: &str, v: &[String]| {
         v.iter()
             .map(|a| spec::cstring(what, a))
             .collect::<Result<Vec<_>>>()
     };
-    let mut env: Vec<String> = state.spec.env.clone();
+    let mut env: Vec<String> = match &req.oci {
+        Some(o) if o.replace_env => Vec::new(),
+        _ => state.spec.env.clone(),
+    };
     for (k, v) in &req.env {
         env.retain(|e| e.split_once('=').map_or(e.as_str(), |(key, _)| key) != k);
         env.push(format!("{k}={v}"));
@@ -63,6 +90,16 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         )));
     }
     let workdir = spec::cstring("--workdir", workdir)?;
+    let oci = req.oci.as_ref();
+    let [caps, inheritable, ambient] = oci.and_then(|o| o.caps).unwrap_or([state.spec.caps, 0, 0]);
+    let filter = match state.seccomp_profile.as_str() {
+        "" => None,
+        text => Some(
+            crate::json::parse(text)
+                .and_then(|v| crate::seccomp::profile::compile(&v))
+                .map_err(|e| Error::new(format!("the container's seccomp profile: {e}")))?,
+        ),
+    };
     let plan = build_exec(
         &joined,
         &Process {
@@ -72,14 +109,22 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
             workdir: &workdir,
             tty: req.tty,
             user: req.user,
-            caps: state.spec.caps,
-            no_new_privs: state.spec.no_new_privs,
+            caps,
+            inheritable,
+            ambient,
+            groups: oci.map_or(&[][..], |o| &o.groups),
+            umask: oci.map_or(0o022, |o| o.umask),
+            keep_caps: oci.is_some(),
+            no_new_privs: oci
+                .and_then(|o| o.no_new_privs)
+                .unwrap_or(state.spec.no_new_privs),
             seccomp: state.spec.seccomp,
+            filter: filter.as_deref(),
             pretend: req.missing.for_shim(),
         },
     )?;
     let mut pty = if req.tty {
-        Some(tty::Pty::open()?)
+        Some(tty::Pty::open_in(joined.root.as_raw_fd())?)
     } else {
         None
     };
@@ -104,7 +149,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         mask: &mask,
         stdio,
         passed: &plan.passed,
-        parent_death_signal: true,
+        parent_death_signal: !oci.is_some_and(|o| o.detach),
         pid_namespace: Some(pid_ns.as_raw_fd()),
     })?;
     drop((slave, null, pid_ns));
@@ -124,6 +169,23 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         return Err(describe::failure(&what, &plan, report));
     }
     drop((shim, joined));
+    if let Some(o) = oci {
+        if let (Some(path), Some(p)) = (&o.console_socket, pty.take()) {
+            if let Err(e) = p.send_master(path) {
+                child.kill_and_reap();
+                return Err(e);
+            }
+        }
+        if let Some(path) = &o.pid_file {
+            if let Err(e) = crate::oci::write_pid_file(path, child.pid) {
+                child.kill_and_reap();
+                return Err(e);
+            }
+        }
+        if o.detach {
+            return Ok(0);
+        }
+    }
     // SAFETY: isatty takes an fd number.
     let on_terminal = unsafe { libc::isatty(0) == 1 };
     let raw = pty

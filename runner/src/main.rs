@@ -55,14 +55,21 @@ fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
         }
         cli::Parsed::Error(e) => return Err(Error::new(e)),
     };
+    let mut command = command;
+    // `runner --root DIR ps`: husk's commands take the global --root as
+    // their own.
+    if let (Some(root), Some(slot)) = (&globals.root, root_of(&mut command)) {
+        slot.get_or_insert_with(|| root.clone());
+    }
     match command {
-        Command::Run(mut args) => {
-            args.root = args.root.or(globals.root.clone());
-            commands::run(*args)
-        }
+        Command::Run(args) => commands::run(*args),
+        Command::Ps(a) if a.id.is_some() => oci_commands::ps(a, globals),
         Command::Ps(a) => commands::ps(a),
         Command::Logs(a) => commands::logs(a),
         Command::Attach(a) => commands::attach(a),
+        Command::Exec(a) if globals.given || a.process.is_some() || a.detach => {
+            oci_commands::exec(a, globals)
+        }
         Command::Exec(a) => commands::exec(a),
         Command::Stop(a) => commands::stop(a),
         Command::Kill(a) => commands::kill(a),
@@ -81,4 +88,24 @@ fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
         Command::OciKill(a) => oci_commands::kill(a, globals),
         Command::Spec(a) => oci_commands::spec(a),
     }
+}
+
+/// A husk command's own --root.
+fn root_of(c: &mut Command) -> Option<&mut Option<String>> {
+    Some(match c {
+        Command::Run(a) => &mut a.root,
+        Command::Ps(a) => &mut a.root,
+        Command::Logs(a) => &mut a.root,
+        Command::Attach(a) => &mut a.root,
+        Command::Exec(a) => &mut a.root,
+        Command::Stop(a) => &mut a.root,
+        Command::Kill(a) => &mut a.root,
+        Command::Rm(a) => &mut a.root,
+        Command::Inspect(a) => &mut a.root,
+        Command::Wait(a) => &mut a.root,
+        Command::Rmi(a) => &mut a.root,
+        Command::Commit(a) => &mut a.root,
+        Command::Export(a) => &mut a.root,
+        _ => return None,
+    })
 }

@@ -59,14 +59,24 @@ pub fn make_fifo(dir: &Path) -> Result<OwnedFd> {
 
 /// `create`: returns PID 1's host PID once it waits for `start`; the
 /// pid file, if asked for, is written before the entry is let go of.
-pub fn create(spec: Spec, store: &Store, opts: &Options, pid_file: Option<&Path>) -> Result<i32> {
+pub fn create(
+    spec: Spec,
+    store: &Store,
+    opts: &Options,
+    pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
+) -> Result<i32> {
     let started = run::start(spec, store, opts)?;
     let pid = started.pid;
-    let written = match pid_file {
+    let (mut entry, cgroup, pty) = started.into_parts();
+    let sent = match (pty, console_socket) {
+        (Some(pty), Some(path)) => pty.send_master(path),
+        _ => Ok(()),
+    };
+    let written = sent.and_then(|()| match pid_file {
         Some(path) => write_pid_file(path, pid),
         None => Ok(()),
-    };
-    let (mut entry, cgroup) = started.into_parts();
+    });
     let saved = written.and_then(|()| {
         entry.state.status = Status::Created;
         entry.state.pid = pid;
@@ -98,7 +108,7 @@ pub fn create(spec: Spec, store: &Store, opts: &Options, pid_file: Option<&Path>
 
 /// Written beside and renamed into place: a caller polling for it never
 /// reads half a number.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("husk-tmp");
     let err =
         |e: std::io::Error| Error::os(format_args!("write the pid file {}", path.display()), &e);
@@ -147,6 +157,22 @@ fn status(state: &State, dir: &Path) -> Status {
         Status::Created | Status::Running if !alive(state) => Status::Stopped,
         Status::Created if !dir.join(FIFO).exists() => Status::Running,
         s => s,
+    }
+}
+
+/// The state of an OCI container that `exec` may enter: created or
+/// running.
+pub fn live(found: &store::Found) -> Result<State> {
+    let missing = || Error::new(format!("container \"{}\" does not exist", found.id));
+    let mut state = found.state.as_ref().map_err(|_| missing())?.clone();
+    state.status = status(&state, &found.dir);
+    match state.status {
+        Status::Created | Status::Running => Ok(state),
+        s => Err(Error::new(format!(
+            "cannot exec in container \"{}\": it is {}",
+            found.id,
+            s.name()
+        ))),
     }
 }
 
@@ -253,6 +279,20 @@ pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
             "container \"{id}\" is not running: no such process"
         )))
     }
+}
+
+/// `ps`: the container's processes, as the host numbers them.
+pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
+    let h = hold(store, id)?;
+    if h.state.status == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let pids = cgroup_pids(&h.state);
+    Ok(if pids.is_empty() {
+        vec![h.state.pid]
+    } else {
+        pids
+    })
 }
 
 /// The processes in the container's cgroup (its first hierarchy's; with

@@ -19,11 +19,6 @@ fn store(g: &Globals) -> Result<Store> {
 }
 
 pub fn create(a: Create, g: &Globals) -> Result<i32> {
-    if a.console_socket.is_some() {
-        return Err(Error::new(
-            "--console-socket: terminals are not supported by husk's create yet",
-        ));
-    }
     if a.preserve_fds != 0 {
         return Err(Error::new("--preserve-fds: only 0 is supported"));
     }
@@ -39,12 +34,116 @@ pub fn create(a: Create, g: &Globals) -> Result<i32> {
             bundle,
             annotations: config.annotations,
             hooks: config.hooks,
+            seccomp_profile: config.seccomp_profile,
         }),
         named: true,
         ..Options::default()
     };
+    if config.spec.tty != a.console_socket.is_some() {
+        return Err(Error::new(
+            "process.terminal and --console-socket go together: a terminal's master goes to the socket",
+        ));
+    }
     let pid_file = a.pid_file.as_deref().map(PathBuf::from);
-    oci::create(config.spec, &store, &opts, pid_file.as_deref())?;
+    let socket = a.console_socket.as_deref().map(PathBuf::from);
+    oci::create(
+        config.spec,
+        &store,
+        &opts,
+        pid_file.as_deref(),
+        socket.as_deref(),
+    )?;
+    Ok(0)
+}
+
+/// `exec` as runc's callers give it: `--process F.json` (or the command
+/// after the ID), `--detach`, `--pid-file`.
+pub fn exec(a: crate::cli::lifecycle::Exec, g: &Globals) -> Result<i32> {
+    let Some((id, rest)) = a.args.split_first() else {
+        return Err(Error::new("exec: no container ID given"));
+    };
+    let rest = rest.strip_prefix(&["--".to_string()][..]).unwrap_or(rest);
+    let host = Host::read();
+    let mut oci = runner::exec::OciProcess {
+        replace_env: false,
+        caps: None,
+        no_new_privs: None,
+        groups: Vec::new(),
+        umask: 0o022,
+        detach: a.detach,
+        pid_file: a.pid_file.as_deref().map(PathBuf::from),
+        console_socket: a.console_socket.as_deref().map(PathBuf::from),
+    };
+    let mut tty = a.tty;
+    let mut env = crate::front::env_flags(&a.env, host.env)?;
+    let mut workdir = a.cwd.or(a.workdir);
+    let mut user = a
+        .user
+        .as_deref()
+        .map(crate::front::parse_user)
+        .transpose()?;
+    let argv = match &a.process {
+        Some(path) => {
+            let p = oci_config::process_file(std::path::Path::new(path), &host)?;
+            oci.replace_env = true;
+            oci.caps = Some(p.caps);
+            oci.no_new_privs = Some(p.no_new_privs);
+            oci.groups = p.groups;
+            oci.umask = p.umask;
+            env = p.env;
+            workdir = Some(p.cwd);
+            user = Some(p.user);
+            tty = p.terminal;
+            p.args
+        }
+        None => rest.to_vec(),
+    };
+    if argv.is_empty() {
+        return Err(Error::new("exec: no command given"));
+    }
+    if tty != oci.console_socket.is_some() {
+        return Err(Error::new(
+            "a terminal and --console-socket go together: its master goes to the socket",
+        ));
+    }
+    let req = runner::exec::Request {
+        id: id.clone(),
+        argv,
+        env,
+        workdir,
+        user,
+        tty,
+        // runc's callers hand the process its stdio: passed through.
+        interactive: true,
+        shim: runner::shim::Source::choose(None, || host.own_exe())?,
+        missing: runner::kernel::Missing::default(),
+        oci: Some(oci),
+    };
+    runner::exec::exec(&store(g)?, req)
+}
+
+/// `ps [--format json] ID`: the host PIDs of the container's processes.
+pub fn ps(a: crate::cli::lifecycle::Ps, g: &Globals) -> Result<i32> {
+    let root = a.root.or(g.root.clone());
+    let store = crate::commands::store(root.as_deref())?;
+    let pids = oci::pids(&store, a.id.as_deref().unwrap_or(""))?;
+    match a.format.as_deref() {
+        Some("json") => {
+            let list: Vec<String> = pids.iter().map(i32::to_string).collect();
+            println!("[{}]", list.join(","));
+        }
+        None | Some("table") => {
+            println!("PID");
+            for p in pids {
+                println!("{p}");
+            }
+        }
+        Some(other) => {
+            return Err(Error::new(format!(
+                "--format {other}: expected table or json"
+            )))
+        }
+    }
     Ok(0)
 }
 

@@ -30,8 +30,9 @@ const MAX_CONFIG: u64 = 4 << 20;
 pub struct Config {
     pub spec: Spec,
     pub annotations: Vec<(String, String)>,
-    /// `hooks`, checked, as JSON text ("" for none).
+    /// `hooks` and `linux.seccomp`, checked, as JSON text ("" for none).
     pub hooks: String,
+    pub seccomp_profile: String,
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> Error {
@@ -178,9 +179,6 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             "consoleSize",
         ],
     )?;
-    if process.get("terminal").and_then(Value::as_bool) == Some(true) {
-        return Err(unsupported("process.terminal"));
-    }
     let root = v.get("root").ok_or_else(|| bad("root", "missing"))?;
     only(root, "root", &["path", "readonly"])?;
     let root_path = string(root.get("path").unwrap_or(&null), "root.path")?;
@@ -215,36 +213,8 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
     if !cwd.starts_with('/') {
         return Err(bad("process.cwd", format!("{cwd}: must be absolute")));
     }
-    let null_user = Value::Null;
-    let u = process.get("user").unwrap_or(&null_user);
-    only(
-        u,
-        "process.user",
-        &["uid", "gid", "additionalGids", "umask"],
-    )?;
-    let user_id = |k: &str| -> Result<u32> {
-        let v = uint(u.get(k), &format!("process.user.{k}"))?.unwrap_or(0);
-        u32::try_from(v).map_err(|_| bad(&format!("process.user.{k}"), "above 2^32"))
-    };
-    let user = Some((user_id("uid")?, user_id("gid")?));
-    let umask = match uint(u.get("umask"), "process.user.umask")? {
-        None => 0o022,
-        Some(m) if m <= 0o777 => m as u32,
-        Some(m) => return Err(bad("process.user.umask", format!("{m:#o}: above 0777"))),
-    };
-    let groups = match u.get("additionalGids") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(g) => g
-            .as_array()
-            .unwrap_or_default()
-            .iter()
-            .map(|g| {
-                g.as_u64()
-                    .and_then(|g| u32::try_from(g).ok())
-                    .ok_or_else(|| bad("process.user.additionalGids", "expected gids"))
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
+    let (user, groups, umask) = user(process)?;
+    let user = Some(user);
     let [caps, inheritable, ambient] = capabilities(process.get("capabilities"), host)?;
     let rlimits = rlimits(process.get("rlimits"))?;
     let oom_score_adj = match process.get("oomScoreAdj") {
@@ -345,7 +315,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         cgroup_name,
         shim,
         security,
-        tty: false,
+        tty: process.get("terminal").and_then(Value::as_bool) == Some(true),
         pivot: host.root == Root::Pivot,
         // The caller's subreaper reaps PID 1, which outlives `create`.
         parent_death_signal: false,
@@ -371,10 +341,15 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             h.to_json()
         }
     };
+    let seccomp_profile = match linux.get("seccomp") {
+        None | Some(Value::Null) => String::new(),
+        Some(p) => p.to_json(),
+    };
     Ok(Config {
         spec,
         annotations,
         hooks,
+        seccomp_profile,
     })
 }
 
@@ -410,7 +385,9 @@ fn sysctls(v: Option<&Value>, ns: &Namespaces) -> Result<Vec<(CString, CString)>
                 "not a namespaced sysctl: it would change the host",
             ));
         };
-        if !ns.is_new(kind) {
+        // The container's own, or one its caller made for it (a joined
+        // network namespace): never the host's.
+        if matches!(ns.mode(kind), runner::namespaces::Mode::Host) {
             return Err(bad(
                 &field,
                 "needs a namespace of the container's own for it",
@@ -428,6 +405,90 @@ fn sysctls(v: Option<&Value>, ns: &Namespaces) -> Result<Vec<(CString, CString)>
         ));
     }
     Ok(out)
+}
+
+/// process.user: (uid, gid), the supplementary groups, the umask (022
+/// unless given).
+fn user(process: &Value) -> Result<((u32, u32), Vec<u32>, u32)> {
+    let null_user = Value::Null;
+    let u = process.get("user").unwrap_or(&null_user);
+    only(
+        u,
+        "process.user",
+        &["uid", "gid", "additionalGids", "umask"],
+    )?;
+    let user_id = |k: &str| -> Result<u32> {
+        let v = uint(u.get(k), &format!("process.user.{k}"))?.unwrap_or(0);
+        u32::try_from(v).map_err(|_| bad(&format!("process.user.{k}"), "above 2^32"))
+    };
+    let ids = (user_id("uid")?, user_id("gid")?);
+    let umask = match uint(u.get("umask"), "process.user.umask")? {
+        None => 0o022,
+        Some(m) if m <= 0o777 => m as u32,
+        Some(m) => return Err(bad("process.user.umask", format!("{m:#o}: above 0777"))),
+    };
+    let groups = match u.get("additionalGids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(g) => g
+            .as_array()
+            .unwrap_or_default()
+            .iter()
+            .map(|g| {
+                g.as_u64()
+                    .and_then(|g| u32::try_from(g).ok())
+                    .ok_or_else(|| bad("process.user.additionalGids", "expected gids"))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    Ok((ids, groups, umask))
+}
+
+/// An OCI `exec --process` file: a config's `process` object alone.
+pub struct Process {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub user: (u32, u32),
+    pub groups: Vec<u32>,
+    pub umask: u32,
+    pub caps: [u64; 3],
+    pub no_new_privs: bool,
+    pub terminal: bool,
+}
+
+pub fn process_file(path: &Path, host: &Host) -> Result<Process> {
+    let text = read_bounded(path)?;
+    let p = json::parse(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    let (user, groups, umask) = user(&p)?;
+    let [caps, inheritable, ambient] = capabilities(p.get("capabilities"), host)?;
+    let args = strings(p.get("args"), "process.args")?
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let env = strings(p.get("env"), "process.env")?
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let cwd = p
+        .get("cwd")
+        .and_then(Value::as_str)
+        .unwrap_or("/")
+        .to_string();
+    Ok(Process {
+        args,
+        env,
+        cwd,
+        user,
+        groups,
+        umask,
+        caps: [caps, inheritable, ambient],
+        no_new_privs: p
+            .get("noNewPrivileges")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        terminal: p.get("terminal").and_then(Value::as_bool) == Some(true),
+    })
 }
 
 fn uname_nodename() -> String {

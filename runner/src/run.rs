@@ -40,8 +40,9 @@ pub struct Options {
 pub struct Oci {
     pub bundle: std::path::PathBuf,
     pub annotations: Vec<(String, String)>,
-    /// The config's `hooks`, as JSON text.
+    /// The config's `hooks` and seccomp profile, as JSON text.
     pub hooks: String,
+    pub seccomp_profile: String,
 }
 
 /// A container set up and running.
@@ -123,6 +124,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
             s.oci = true;
             s.annotations = oci.annotations.clone();
             s.hooks = oci.hooks.clone();
+            s.seccomp_profile = oci.seccomp_profile.clone();
             s
         }
         None => State::new(&spec.id, &spec.root.describe()),
@@ -287,8 +289,8 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
 impl Started {
     /// Its entry and cgroup, for a caller that finishes the start its own
     /// way (OCI `create`, oci.rs).
-    pub fn into_parts(self) -> (Entry, Option<Cgroup>) {
-        (self.entry, self.cgroup)
+    pub fn into_parts(self) -> (Entry, Option<Cgroup>, Option<tty::Pty>) {
+        (self.entry, self.cgroup, self.pty)
     }
 
     /// After PID 1 has ended: its cgroup removed, its end recorded (a

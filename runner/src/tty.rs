@@ -27,6 +27,117 @@ pub struct Pty {
 }
 
 impl Pty {
+    /// OCI's console socket: the master goes to the caller (conmon,
+    /// containerd's shim) over the unix socket at `path`, one message with
+    /// the slave's path as payload and the fd as SCM_RIGHTS, and the
+    /// runner keeps no copy.
+    pub fn send_master(self, path: &std::path::Path) -> Result<()> {
+        use std::os::unix::net::UnixStream;
+        let err =
+            |e: std::io::Error| Error::os(format_args!("console socket {}", path.display()), &e);
+        let sock = UnixStream::connect(path).map_err(err)?;
+        let payload = self.slave_path.as_bytes();
+        let mut iov = libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        };
+        // SAFETY: CMSG_SPACE is arithmetic on a constant size.
+        const SPACE: usize = unsafe { libc::CMSG_SPACE(4) } as usize;
+        let mut control = [0u8; SPACE];
+        // SAFETY: a zeroed msghdr is valid; the pointers set below outlive
+        // the sendmsg call, and the control buffer holds one int's cmsg.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = SPACE as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), self.master.as_raw_fd());
+            if libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) < 0 {
+                return Err(err(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A pseudo-terminal of the container's own devpts instance (under
+    /// its root `root`, an fd), so that inside it the slave is the
+    /// /dev/pts/N that ttyname finds: for `exec`. Each component is opened
+    /// without following symlinks, and the node must be devpts's ptmx.
+    pub fn open_in(root: RawFd) -> Result<Pty> {
+        let err = |what: &str| Error::os(what, &std::io::Error::last_os_error());
+        let mut dir: Option<OwnedFd> = None;
+        for (name, flags) in [
+            (c"dev", libc::O_PATH | libc::O_DIRECTORY),
+            (c"pts", libc::O_PATH | libc::O_DIRECTORY),
+            (c"ptmx", libc::O_RDWR | libc::O_NOCTTY),
+        ] {
+            let at = dir.as_ref().map_or(root, |d| d.as_raw_fd());
+            // SAFETY: openat on fds we hold and a C string; the fd is ours.
+            let fd = unsafe {
+                libc::openat(
+                    at,
+                    name.as_ptr(),
+                    flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(err("open the container's /dev/pts/ptmx"));
+            }
+            // SAFETY: a fresh fd that nothing else owns.
+            dir = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let master = dir.expect("three opens");
+        // SAFETY: fstat and fstatfs fill structs we own.
+        let (st, sfs) = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            let mut sfs: libc::statfs = std::mem::zeroed();
+            libc::fstat(master.as_raw_fd(), &mut st);
+            libc::fstatfs(master.as_raw_fd(), &mut sfs);
+            (st, sfs)
+        };
+        const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+        if st.st_mode & libc::S_IFMT != libc::S_IFCHR
+            || libc::major(st.st_rdev) != 5
+            || libc::minor(st.st_rdev) != 2
+            || sfs.f_type as i64 != DEVPTS_SUPER_MAGIC
+        {
+            return Err(Error::new(
+                "the container's /dev/pts/ptmx is not devpts's ptmx",
+            ));
+        }
+        let mut n: libc::c_int = 0;
+        let mut unlock: libc::c_int = 0;
+        // SAFETY: ioctls on our fd; TIOCGPTPEER (4.13) opens the slave
+        // from the master, with no path to look up in the container.
+        let slave = unsafe {
+            if libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) != 0
+                || libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) != 0
+            {
+                return Err(err("set up the pseudo-terminal"));
+            }
+            libc::ioctl(
+                master.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+        };
+        if slave < 0 {
+            return Err(err("open the pseudo-terminal's slave (TIOCGPTPEER)"));
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+        Ok(Pty {
+            master: crate::fds::held(master).map_err(|e| Error::os("move the master's fd", &e))?,
+            slave: Some(slave),
+            slave_path: format!("/dev/pts/{n}"),
+        })
+    }
+
     pub fn open() -> Result<Pty> {
         let err = |what: &str| Error::os(what, &std::io::Error::last_os_error());
         // SAFETY: posix_openpt returns a new fd that we then own.

@@ -241,7 +241,6 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             groups,
             umask,
             keep_caps,
-            ambient,
         } => {
             use rustix::process::{Gid, Uid};
             if keep_caps {
@@ -263,12 +262,11 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             rustix::thread::set_thread_uid(Uid::from_raw(uid)).at(2)?;
             rustix::process::umask(Mode::from_raw_mode(umask));
             if keep_caps {
-                // The permitted set stayed; the effective one and the
-                // ambient one are cleared by the kernel on setuid.
+                // The permitted set stayed; the kernel cleared the
+                // effective one on setuid.
                 let mut sets = rustix::thread::capabilities(None).at(4)?;
                 sets.effective = sets.permitted;
                 rustix::thread::set_capabilities(None, sets).at(4)?;
-                raise_ambient(ambient).at(4)?;
             }
             Ok(())
         }
@@ -571,10 +569,6 @@ fn capabilities(keep: u64, inheritable: u64, ambient: u64) -> Result<(), Fail> {
         inheritable: CapabilitySet::from_bits_retain(inheritable),
     };
     rustix::thread::set_capabilities(None, sets).at(2)?;
-    raise_ambient(ambient).at(3)
-}
-
-fn raise_ambient(ambient: u64) -> Result<(), Errno> {
     for cap in (0..64).filter(|c| ambient & (1 << c) != 0) {
         // SAFETY: prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0)
         // takes plain integers.
@@ -588,7 +582,7 @@ fn raise_ambient(ambient: u64) -> Result<(), Errno> {
             )
         };
         if r < 0 {
-            return Err(Errno::from_raw_os_error(-r as i32));
+            return Err(Errno::from_raw_os_error(-r as i32)).at(3);
         }
     }
     Ok(())

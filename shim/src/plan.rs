@@ -290,12 +290,13 @@ ops! { 'a;
     /// it keeps the parent-death signal the runner set.
     23 => Init { tty: bool },
     /// `setgroups(groups)` (u32s, little-endian), `setgid(gid)`,
-    /// `setuid(uid)`, `umask(umask)`: after `Capabilities`, whose bounding
-    /// set stays. A uid other than 0 loses the permitted and effective
-    /// sets, as the kernel does on setuid (Docker's `-u`), unless
-    /// `keep_caps` (an OCI config's sets are the process's, whatever its
-    /// uid): then they stay, and `ambient` is raised again.
-    24 => SetIds { uid: u32, gid: u32, groups: &'a [u8], umask: u32, keep_caps: bool, ambient: u64 },
+    /// `setuid(uid)`, `umask(umask)`. After `Capabilities`, a uid other
+    /// than 0 loses the permitted and effective sets, as the kernel does
+    /// on setuid (Docker's `-u`). With `keep_caps` it comes before them
+    /// (an OCI process's sets are its own, whatever its uid, as runc
+    /// does): the permitted set stays, and the effective one is raised to
+    /// it again for `Capabilities` to work with.
+    24 => SetIds { uid: u32, gid: u32, groups: &'a [u8], umask: u32, keep_caps: bool },
     /// `fchdir` to the directory fd the runner handed over (a running
     /// container's root, for `exec`), then `chroot(".")`.
     25 => EnterRoot { fd: u32 },

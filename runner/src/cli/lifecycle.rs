@@ -16,6 +16,9 @@ pub struct Ps {
     /// the state store's directory (default: /run/husk)
     #[argh(option)]
     pub root: Option<String>,
+    /// OCI: a container, whose processes to list (host PIDs)
+    #[argh(positional)]
+    pub id: Option<String>,
 }
 
 /// Print a detached container's log.
@@ -79,6 +82,21 @@ pub struct Exec {
     /// the shim to run (default: the one built into the runner)
     #[argh(option)]
     pub shim: Option<String>,
+    /// OCI: the process to run, as a process.json
+    #[argh(option)]
+    pub process: Option<String>,
+    /// OCI: return once the process runs, leaving it to the caller
+    #[argh(switch, short = 'd')]
+    pub detach: bool,
+    /// OCI: write the process's PID here
+    #[argh(option)]
+    pub pid_file: Option<String>,
+    /// OCI: a unix socket to send the pseudo-terminal's master to
+    #[argh(option)]
+    pub console_socket: Option<String>,
+    /// OCI: the working directory (as --workdir)
+    #[argh(option)]
+    pub cwd: Option<String>,
     /// the container, then the command after --
     #[argh(positional, greedy)]
     pub args: Vec<String>,

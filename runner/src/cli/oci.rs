@@ -13,7 +13,8 @@ pub struct Globals {
     /// Errors are also appended here, as text or JSON lines.
     pub log: Option<String>,
     pub log_json: bool,
-    /// Any global flag was given: the caller speaks runc's language.
+    /// A global flag only runc's callers give (all but --root): the
+    /// caller speaks runc's language.
     pub given: bool,
 }
 
@@ -61,7 +62,9 @@ pub fn take_globals(argv: &mut Vec<String>, oci_word: bool) -> Result<Globals, S
         } else {
             String::new()
         };
-        g.given = true;
+        // --root alone is husk's own flag too: it says nothing of who
+        // calls.
+        g.given |= flag != "--root";
         match flag.as_str() {
             "--root" => g.root = Some(value),
             "--log" => g.log = Some(value),

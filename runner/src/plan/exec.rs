@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use shim::plan::{Encoder, Op};
 
-use super::{Builder, Plan};
+use super::{Builder, Identity, Plan};
 use crate::error::{Error, Result};
 use crate::namespaces::Kind;
 
@@ -32,8 +32,18 @@ pub struct Process<'a> {
     /// uid, gid.
     pub user: Option<(u32, u32)>,
     pub caps: u64,
+    /// The inheritable and ambient sets (an OCI process's; else 0).
+    pub inheritable: u64,
+    pub ambient: u64,
+    /// Supplementary groups and umask with `user`; `keep_caps` as in
+    /// Spec (an OCI process keeps its sets whatever its uid).
+    pub groups: &'a [u32],
+    pub umask: u32,
+    pub keep_caps: bool,
     pub no_new_privs: bool,
     pub seccomp: bool,
+    /// The container's own filter when it came from an OCI profile.
+    pub filter: Option<&'a [u8]>,
     /// Kernel features to pretend are missing (the tests' knob).
     pub pretend: u32,
 }
@@ -66,27 +76,21 @@ pub fn build_exec(joined: &Joined, p: &Process<'_>) -> Result<Plan> {
     if p.no_new_privs {
         b.push(Op::NoNewPrivs);
     }
-    if p.seccomp {
+    if let Some(filter) = p.filter {
+        b.push(Op::Seccomp { filter });
+    } else if p.seccomp {
         // The container's: the filter follows the capabilities.
         let filter = crate::seccomp::filter(p.caps)
             .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         b.push(Op::Seccomp { filter: &filter });
     }
-    b.push(Op::Capabilities {
-        keep: p.caps,
-        inheritable: 0,
-        ambient: 0,
+    b.identity(&Identity {
+        caps: [p.caps, p.inheritable, p.ambient],
+        user: p.user,
+        groups: p.groups,
+        umask: p.umask,
+        keep_caps: p.keep_caps,
     });
-    if let Some((uid, gid)) = p.user {
-        b.push(Op::SetIds {
-            uid,
-            gid,
-            groups: &[],
-            umask: 0o022,
-            keep_caps: false,
-            ambient: 0,
-        });
-    }
     let mut storage: [Vec<u8>; 3] = Default::default();
     let [x, y, z] = &mut storage;
     b.push(Op::Exec {
@@ -120,6 +124,12 @@ mod tests {
             caps: crate::caps::DEFAULT,
             no_new_privs: true,
             seccomp: true,
+            filter: None,
+            inheritable: 0,
+            ambient: 0,
+            groups: &[],
+            umask: 0o022,
+            keep_caps: false,
             pretend: 0,
         };
         let plan = build_exec(&joined, &p).unwrap();

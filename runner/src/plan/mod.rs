@@ -236,22 +236,13 @@ pub fn build(
             .map_err(|e| Error::new(format!("compile the seccomp filter: {e}")))?;
         p.push(Op::Seccomp { filter: &filter });
     }
-    p.push(Op::Capabilities {
-        keep: sec.caps,
-        inheritable: sec.inheritable,
-        ambient: sec.ambient,
+    p.identity(&Identity {
+        caps: [sec.caps, sec.inheritable, sec.ambient],
+        user: spec.user,
+        groups: &spec.groups,
+        umask: spec.umask,
+        keep_caps: spec.keep_caps,
     });
-    let groups: Vec<u8> = spec.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
-    if let Some((uid, gid)) = spec.user {
-        p.push(Op::SetIds {
-            uid,
-            gid,
-            groups: &groups,
-            umask: spec.umask,
-            keep_caps: spec.keep_caps,
-            ambient: sec.ambient,
-        });
-    }
     if spec.init {
         p.push(Op::Init {
             tty: console.is_some(),
@@ -416,6 +407,17 @@ fn dir_name(mountpoint: &Path, fallback: &str) -> String {
         .to_string()
 }
 
+/// Who a process ends as (`Builder::identity`).
+pub(crate) struct Identity<'a> {
+    /// Kept (bounding = effective = permitted), inheritable, ambient.
+    pub caps: [u64; 3],
+    pub user: Option<(u32, u32)>,
+    pub groups: &'a [u32],
+    pub umask: u32,
+    /// The capabilities stay whatever the uid (an OCI process's).
+    pub keep_caps: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct Builder {
     enc: Encoder,
@@ -441,6 +443,39 @@ impl Builder {
     pub(crate) fn pass(&mut self, fd: RawFd) -> u32 {
         self.passed.push(fd);
         (FIRST_PASSED_FD as usize + self.passed.len() - 1) as u32
+    }
+
+    /// The capabilities and the ids, in the order that gives what is
+    /// asked: Docker's `-u` drops the capabilities, then changes ids (and
+    /// a uid other than 0 loses them, as on any setuid); an OCI process
+    /// changes ids first, keeping its permitted set, then gets its sets
+    /// whatever its uid, as runc does.
+    pub(crate) fn identity(&mut self, id: &Identity<'_>) {
+        let groups: Vec<u8> = id.groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+        let ids = id.user.map(|(uid, gid)| Op::SetIds {
+            uid,
+            gid,
+            groups: &groups,
+            umask: id.umask,
+            keep_caps: id.keep_caps,
+        });
+        let [keep, inheritable, ambient] = id.caps;
+        let caps = Op::Capabilities {
+            keep,
+            inheritable,
+            ambient,
+        };
+        match ids {
+            Some(ids) if id.keep_caps => {
+                self.push(ids);
+                self.push(caps);
+            }
+            Some(ids) => {
+                self.push(caps);
+                self.push(ids);
+            }
+            None => self.push(caps),
+        }
     }
 
     /// Mount a filesystem on a directory in the root, creating the

@@ -102,6 +102,9 @@ pub struct State {
     /// An OCI config's `hooks`, as JSON text ("" for none): `start` and
     /// `delete` run theirs (hooks.rs), whatever became of the bundle.
     pub hooks: String,
+    /// An OCI config's seccomp profile, as JSON text ("" for none): what
+    /// `exec` gives a new process too.
+    pub seccomp_profile: String,
     /// How PID 1 ended; None while it runs, or when nobody saw it end (its
     /// supervisor was killed).
     pub exit: Option<Exit>,
@@ -132,6 +135,7 @@ impl State {
             keep: false,
             oci: false,
             hooks: String::new(),
+            seccomp_profile: String::new(),
             exit: None,
             spec: Recorded::default(),
         }
@@ -209,6 +213,7 @@ impl State {
             ("keep".into(), b(self.keep)),
             ("oci".into(), b(self.oci)),
             ("hooks".into(), s(&self.hooks)),
+            ("seccompProfile".into(), s(&self.seccomp_profile)),
         ];
         match self.exit {
             Some(Exit::Code(c)) => fields.push(("exitCode".into(), Value::number(c))),
@@ -343,6 +348,7 @@ impl State {
             keep: flag("keep"),
             oci: flag("oci"),
             hooks: string("hooks").unwrap_or_default(),
+            seccomp_profile: string("seccompProfile").unwrap_or_default(),
             exit,
             spec,
         })
