@@ -116,7 +116,16 @@ impl Row {
                 }
             }
         };
-        let running = state.status == Status::Running && f.supervised();
+        // An OCI container is looked after by its caller: alive or not
+        // is its PID 1's to say.
+        let status = match state.oci {
+            true => runner::oci::status(state, &f.dir),
+            false => state.status,
+        };
+        let running = match state.oci {
+            true => status == Status::Running || status == Status::Created,
+            false => state.status == Status::Running && f.supervised(),
+        };
         Row {
             id: f.id.clone(),
             name: if state.named {
@@ -125,8 +134,10 @@ impl Row {
                 String::new()
             },
             command: state.spec.argv.join(" "),
-            status: if state.status == Status::Running && !running {
+            status: if state.status == Status::Running && !running && !state.oci {
                 "running, its monitor gone".into()
+            } else if state.oci {
+                status.name().into()
             } else {
                 state.describe()
             },

@@ -152,7 +152,7 @@ fn hold(store: &Store, id: &str) -> Result<Held> {
 
 /// What a container is now: stopped once its PID 1 has ended (or the
 /// host restarted), created while its fifo waits.
-fn status(state: &State, dir: &Path) -> Status {
+pub fn status(state: &State, dir: &Path) -> Status {
     match state.status {
         Status::Created | Status::Running if !alive(state) => Status::Stopped,
         Status::Created if !dir.join(FIFO).exists() => Status::Running,

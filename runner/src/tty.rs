@@ -101,10 +101,13 @@ impl Pty {
             (st, sfs)
         };
         const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+        // f_type is an i64 here, a u32 or i32 on other architectures.
+        #[allow(clippy::unnecessary_cast)]
+        let f_type = sfs.f_type as i64;
         if st.st_mode & libc::S_IFMT != libc::S_IFCHR
             || libc::major(st.st_rdev) != 5
             || libc::minor(st.st_rdev) != 2
-            || sfs.f_type as i64 != DEVPTS_SUPER_MAGIC
+            || f_type != DEVPTS_SUPER_MAGIC
         {
             return Err(Error::new(
                 "the container's /dev/pts/ptmx is not devpts's ptmx",
