@@ -68,9 +68,9 @@ fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
         Command::Logs(a) => commands::logs(a),
         Command::Attach(a) => commands::attach(a),
         Command::Exec(a) if globals.given || a.process.is_some() || a.detach => {
-            oci_commands::exec(a, globals)
+            oci_commands::exec(*a, globals)
         }
-        Command::Exec(a) => commands::exec(a),
+        Command::Exec(a) => commands::exec(*a),
         Command::Stop(a) => commands::stop(a),
         Command::Kill(a) => commands::kill(a),
         Command::Rm(a) => commands::rm(a),

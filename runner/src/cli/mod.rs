@@ -172,7 +172,7 @@ pub enum Command {
     Ps(lifecycle::Ps),
     Logs(lifecycle::Logs),
     Attach(lifecycle::Attach),
-    Exec(lifecycle::Exec),
+    Exec(Box<lifecycle::Exec>),
     Stop(lifecycle::Stop),
     Kill(lifecycle::Kill),
     Rm(lifecycle::Rm),
@@ -277,7 +277,7 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
         Some("ps") => FromArgs::from_args(&cmd, &rest).map(Command::Ps),
         Some("logs") => FromArgs::from_args(&cmd, &rest).map(Command::Logs),
         Some("attach") => FromArgs::from_args(&cmd, &rest).map(Command::Attach),
-        Some("exec") => FromArgs::from_args(&cmd, &rest).map(Command::Exec),
+        Some("exec") => FromArgs::from_args(&cmd, &rest).map(|e| Command::Exec(Box::new(e))),
         Some("stop") => FromArgs::from_args(&cmd, &rest).map(Command::Stop),
         Some("kill") if oci_kill(&rest, oci_caller) => {
             FromArgs::from_args(&cmd, &rest).map(Command::OciKill)
