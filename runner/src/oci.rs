@@ -204,30 +204,20 @@ pub fn state(store: &Store, id: &str) -> Result<String> {
     Ok(document(&hold(store, id)?.state))
 }
 
+/// The OCI state document: the first fields of the state file (which
+/// are the OCI ones), PID 0 once stopped.
 fn document(s: &State) -> String {
-    let pid = if s.status == Status::Stopped {
-        0
-    } else {
-        s.pid
-    };
-    let doc = Value::Object(vec![
-        ("ociVersion".into(), Value::string(&s.oci_version)),
-        ("id".into(), Value::string(&s.id)),
-        ("status".into(), Value::string(s.status.name())),
-        ("pid".into(), Value::number(pid)),
-        ("bundle".into(), Value::string(&s.bundle)),
-        ("created".into(), Value::string(&s.created)),
-        (
-            "annotations".into(),
-            Value::Object(
-                s.annotations
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::string(v)))
-                    .collect(),
-            ),
-        ),
-    ]);
-    doc.to_json_pretty()
+    let mut s = s.clone();
+    if s.status == Status::Stopped {
+        s.pid = 0;
+    }
+    match s.to_value() {
+        Value::Object(mut fields) => {
+            fields.truncate(7);
+            Value::Object(fields).to_json_pretty()
+        }
+        _ => unreachable!("a state is an object"),
+    }
 }
 
 /// `start`: lets a created container exec its program.

@@ -10,7 +10,7 @@ use runner::oci;
 use runner::run::{Oci, Options};
 use runner::store::{self, Store};
 
-use crate::cli::oci::{Create, Delete, Globals, Kill, SpecCmd, Start, State};
+use crate::cli::oci::{Create, Globals, Simple, SpecCmd};
 use crate::front::Host;
 use crate::oci_config;
 
@@ -147,28 +147,28 @@ pub fn ps(a: crate::cli::lifecycle::Ps, g: &Globals) -> Result<i32> {
     Ok(0)
 }
 
-pub fn start(a: Start, g: &Globals) -> Result<i32> {
+pub fn start(a: Simple, g: &Globals) -> Result<i32> {
     oci::start(&store(g)?, &a.id)?;
     Ok(0)
 }
 
-pub fn state(a: State, g: &Globals) -> Result<i32> {
+pub fn state(a: Simple, g: &Globals) -> Result<i32> {
     println!("{}", oci::state(&store(g)?, &a.id)?);
     Ok(0)
 }
 
-pub fn delete(a: Delete, g: &Globals) -> Result<i32> {
-    oci::delete(&store(g)?, &a.id, a.force)?;
+pub fn delete(a: Simple, g: &Globals) -> Result<i32> {
+    oci::delete(&store(g)?, &a.id, a.flag)?;
     Ok(0)
 }
 
-pub fn kill(a: Kill, g: &Globals) -> Result<i32> {
+pub fn kill(a: Simple, g: &Globals) -> Result<i32> {
     let sig = match a.signal.as_deref() {
         None => libc::SIGTERM,
         Some(s) => runner::signals::parse(s)
             .ok_or_else(|| Error::new(format!("{s}: not a signal (e.g. TERM, SIGKILL, 9)")))?,
     };
-    oci::kill(&store(g)?, &a.id, sig, a.all)?;
+    oci::kill(&store(g)?, &a.id, sig, a.flag)?;
     Ok(0)
 }
 

@@ -99,18 +99,15 @@ pub fn read(bundle: &Path, id: &str, host: &Host) -> Result<Config> {
 }
 
 fn read_bounded(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CONFIG + 1).read_to_string(&mut text))
-        .map_err(|e| Error::os(format_args!("read {}", path.display()), &e))?;
-    if text.len() as u64 > MAX_CONFIG {
+    let err = |e| Error::os(format_args!("read {}", path.display()), &e);
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if meta.len() > MAX_CONFIG {
         return Err(Error::new(format!(
             "{}: bigger than {MAX_CONFIG} bytes",
             path.display()
         )));
     }
-    Ok(text)
+    std::fs::read_to_string(path).map_err(err)
 }
 
 pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> {
@@ -201,21 +198,13 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         ));
     }
 
-    let args = strings(process.get("args"), "process.args")?;
-    if args.is_empty() {
-        return Err(bad("process.args", "empty: nothing to run"));
-    }
-    let env = strings(process.get("env"), "process.env")?
+    let proc = self::process(process, host)?;
+    let env = proc
+        .env
         .iter()
-        .map(|e| cstring("process.env", e))
+        .map(|(k, v)| cstring("process.env", &format!("{k}={v}")))
         .collect::<Result<Vec<_>>>()?;
-    let cwd = process.get("cwd").and_then(Value::as_str).unwrap_or("/");
-    if !cwd.starts_with('/') {
-        return Err(bad("process.cwd", format!("{cwd}: must be absolute")));
-    }
-    let (user, groups, umask) = user(process)?;
-    let user = Some(user);
-    let [caps, inheritable, ambient] = capabilities(process.get("capabilities"), host)?;
+    let [caps, inheritable, ambient] = proc.caps;
     let rlimits = rlimits(process.get("rlimits"))?;
     let oom_score_adj = match process.get("oomScoreAdj") {
         None | Some(Value::Null) => None,
@@ -238,10 +227,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         inheritable,
         ambient,
         privileged,
-        no_new_privs: process
-            .get("noNewPrivileges")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        no_new_privs: proc.no_new_privs,
         seccomp: false,
     };
     // After husk's slave: shared lets the container's mounts reach its
@@ -283,11 +269,12 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         .iter()
         .map(|(k, v)| Ok((k.clone(), string(v, "annotations")?.to_string())))
         .collect::<Result<Vec<_>>>()?;
-    let argv = args
+    let argv = proc
+        .args
         .iter()
         .map(|a| cstring("process.args", a))
         .collect::<Result<Vec<_>>>()?;
-    let candidates = spec::candidates(args[0], &spec::path_of(&env))?;
+    let candidates = spec::candidates(&proc.args[0], &spec::path_of(&env))?;
     let missing = Missing::pretend(&std::env::var("HUSK_PRETEND_ENOSYS").unwrap_or_default())
         .map_err(Error::new)?;
     let shim = runner::shim::Source::choose(None, || host.own_exe())?;
@@ -300,13 +287,13 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
             .and_then(Value::as_bool)
             .unwrap_or(false),
         image: None,
-        user,
-        groups,
-        umask,
+        user: Some(proc.user),
+        groups: proc.groups,
+        umask: proc.umask,
         keep_caps: true,
         hostname: hostname_c,
         env,
-        workdir: cstring("process.cwd", cwd)?,
+        workdir: cstring("process.cwd", &proc.cwd)?,
         argv,
         candidates,
         namespaces,
@@ -459,34 +446,36 @@ pub struct Process {
 pub fn process_file(path: &Path, host: &Host) -> Result<Process> {
     let text = read_bounded(path)?;
     let p = json::parse(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
-    let (user, groups, umask) = user(&p)?;
-    let [caps, inheritable, ambient] = capabilities(p.get("capabilities"), host)?;
-    let args = strings(p.get("args"), "process.args")?
+    process(&p, host)
+}
+
+/// A `process` object: a config's, or `exec --process`'s.
+fn process(p: &Value, host: &Host) -> Result<Process> {
+    let (user, groups, umask) = user(p)?;
+    let args: Vec<String> = strings(p.get("args"), "process.args")?
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let env = strings(p.get("env"), "process.env")?
-        .iter()
-        .filter_map(|e| e.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let cwd = p
-        .get("cwd")
-        .and_then(Value::as_str)
-        .unwrap_or("/")
-        .to_string();
+    if args.is_empty() {
+        return Err(bad("process.args", "empty: nothing to run"));
+    }
+    let cwd = p.get("cwd").and_then(Value::as_str).unwrap_or("/");
+    if !cwd.starts_with('/') {
+        return Err(bad("process.cwd", format!("{cwd}: must be absolute")));
+    }
     Ok(Process {
         args,
-        env,
-        cwd,
+        env: strings(p.get("env"), "process.env")?
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cwd: cwd.to_string(),
         user,
         groups,
         umask,
-        caps: [caps, inheritable, ambient],
-        no_new_privs: p
-            .get("noNewPrivileges")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        caps: capabilities(p.get("capabilities"), host)?,
+        no_new_privs: p.get("noNewPrivileges").and_then(Value::as_bool) == Some(true),
         terminal: p.get("terminal").and_then(Value::as_bool) == Some(true),
     })
 }

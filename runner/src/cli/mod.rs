@@ -184,10 +184,10 @@ pub enum Command {
     Commit(images::Commit),
     Export(images::Export),
     Create(oci::Create),
-    Start(oci::Start),
-    State(oci::State),
-    Delete(oci::Delete),
-    OciKill(oci::Kill),
+    Start(oci::Simple),
+    State(oci::Simple),
+    Delete(oci::Simple),
+    OciKill(oci::Simple),
     Spec(oci::SpecCmd),
 }
 
@@ -279,14 +279,19 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
         Some("attach") => FromArgs::from_args(&cmd, &rest).map(Command::Attach),
         Some("exec") => FromArgs::from_args(&cmd, &rest).map(|e| Command::Exec(Box::new(e))),
         Some("stop") => FromArgs::from_args(&cmd, &rest).map(Command::Stop),
-        Some("kill") if oci_kill(&rest, oci_caller) => {
-            FromArgs::from_args(&cmd, &rest).map(Command::OciKill)
+        Some(w @ ("start" | "state" | "delete")) | Some(w @ "kill")
+            if w != "kill" || oci_kill(&rest, oci_caller) =>
+        {
+            return match (oci::simple(w, &rest), w) {
+                (Err(p), _) => p,
+                (Ok(c), "start") => Parsed::Run(Command::Start(c)),
+                (Ok(c), "state") => Parsed::Run(Command::State(c)),
+                (Ok(c), "delete") => Parsed::Run(Command::Delete(c)),
+                (Ok(c), _) => Parsed::Run(Command::OciKill(c)),
+            };
         }
         Some("kill") => FromArgs::from_args(&cmd, &rest).map(Command::Kill),
         Some("create") => FromArgs::from_args(&cmd, &rest).map(Command::Create),
-        Some("start") => FromArgs::from_args(&cmd, &rest).map(Command::Start),
-        Some("state") => FromArgs::from_args(&cmd, &rest).map(Command::State),
-        Some("delete") => FromArgs::from_args(&cmd, &rest).map(Command::Delete),
         Some("spec") => FromArgs::from_args(&cmd, &rest).map(Command::Spec),
         Some("rm") => FromArgs::from_args(&cmd, &rest).map(Command::Rm),
         Some("inspect") => FromArgs::from_args(&cmd, &rest).map(Command::Inspect),

@@ -114,49 +114,53 @@ pub struct Create {
     pub id: String,
 }
 
-/// Run the process of a created container.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "start")]
-pub struct Start {
-    /// the container's ID
-    #[argh(positional)]
+/// `start ID`, `state ID`, `delete [-f] ID`, `kill [-a] ID [SIG]`: one
+/// ID, a switch, and kill's signal. Parsed by hand (oci_simple): argh's
+/// code for each would cost more than the commands.
+#[derive(Debug)]
+pub struct Simple {
     pub id: String,
-}
-
-/// Print a container's OCI state as JSON.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "state")]
-pub struct State {
-    /// the container's ID
-    #[argh(positional)]
-    pub id: String,
-}
-
-/// Delete a stopped (or created) container: its cgroups and its state.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "delete")]
-pub struct Delete {
-    /// kill a running container first
-    #[argh(switch, short = 'f')]
-    pub force: bool,
-    /// the container's ID
-    #[argh(positional)]
-    pub id: String,
-}
-
-/// Send a signal to a container's PID 1 (default SIGTERM), the OCI way.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "kill")]
-pub struct Kill {
-    /// every process in its cgroup
-    #[argh(switch, short = 'a')]
-    pub all: bool,
-    /// the container's ID
-    #[argh(positional)]
-    pub id: String,
-    /// the signal, by name (TERM, SIGTERM) or number
-    #[argh(positional)]
+    /// delete's --force, kill's --all.
+    pub flag: bool,
+    /// kill's signal.
     pub signal: Option<String>,
+}
+
+/// One of the simple commands, from its arguments; else what to print:
+/// its usage (`--help`, to exit 0 with) or one line saying what is wrong.
+pub fn simple(word: &str, rest: &[&str]) -> Result<Simple, super::Parsed> {
+    let (switch, usage) = match word {
+        "delete" => (["-f", "--force"], "delete [-f|--force] ID: delete a stopped or created container (force: a running one too)"),
+        "kill" => (["-a", "--all"], "kill [-a|--all] ID [SIGNAL]: send a signal (default TERM) to PID 1 (all: every process)"),
+        "start" => (["", ""], "start ID: run the process of a created container"),
+        _ => (["", ""], "state ID: print a container's OCI state as JSON"),
+    };
+    let mut out = Simple {
+        id: String::new(),
+        flag: false,
+        signal: None,
+    };
+    let mut positional = Vec::new();
+    for a in rest {
+        match *a {
+            "--help" | "-h" => return Err(super::Parsed::Exit(format!("Usage: runner {usage}"))),
+            "--" => {}
+            f if !f.is_empty() && switch.contains(&f) => out.flag = true,
+            f if f.starts_with('-') && f.len() > 1 && f.parse::<i32>().is_err() => {
+                return Err(super::Parsed::Error(format!(
+                    "{word}: unknown flag {f}; usage: runner {usage}"
+                )))
+            }
+            p => positional.push(p.to_string()),
+        }
+    }
+    let most = if word == "kill" { 2 } else { 1 };
+    if positional.is_empty() || positional.len() > most {
+        return Err(super::Parsed::Error(format!("usage: runner {usage}")));
+    }
+    out.id = positional.remove(0);
+    out.signal = positional.pop();
+    Ok(out)
 }
 
 /// Write a default config.json for a bundle whose root is ./rootfs.

@@ -176,6 +176,9 @@ impl State {
         self.to_value().to_json()
     }
 
+    /// The OCI state's fields first, in its order (ociVersion, id,
+    /// status, pid, bundle, created, annotations: oci.rs shows those
+    /// seven), then husk's own.
     pub fn to_value(&self) -> Value {
         let s = |x: &str| Value::string(x);
         let b = Value::Bool;
