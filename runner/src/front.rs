@@ -210,6 +210,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         hostname: hostname_c,
         env,
         workdir,
+        make_workdir: false,
         argv,
         candidates,
         namespaces,

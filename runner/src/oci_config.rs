@@ -294,6 +294,7 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
         hostname: hostname_c,
         env,
         workdir: cstring("process.cwd", &proc.cwd)?,
+        make_workdir: true,
         argv,
         candidates,
         namespaces,

@@ -96,6 +96,8 @@ pub struct Spec {
     pub hostname: CString,
     pub env: Vec<CString>,
     pub workdir: CString,
+    /// Make the workdir if missing (runc does; Docker's -w fails).
+    pub make_workdir: bool,
     pub argv: Vec<CString>,
     /// Where to look for argv[0] inside the container, in order.
     pub candidates: Vec<CString>,

@@ -145,3 +145,14 @@ mod all_scenarios {
     pub use crate::namespaces::*;
     pub use crate::terminal::*;
 }
+
+/// The rootfs as a docker-archive of one layer, tagged test:latest, for
+/// the OCI callers' tests (ctr image import).
+pub fn image_archive(rootfs: &std::path::Path) -> Vec<u8> {
+    archives::docker_archive(&[archives::tree_layer(rootfs)], None, false)
+}
+
+/// The rootfs as a plain tar (podman import).
+pub fn rootfs_tar(rootfs: &std::path::Path) -> Vec<u8> {
+    archives::tree_layer(rootfs)
+}

@@ -10,6 +10,16 @@ const PACKAGES: &[(&str, &str)] = &[
     ("qemu-user-static", "the foreign runners' smoke tests"),
     ("gcc-arm-linux-gnueabihf", "links the static armv7 runner"),
     ("gcc-riscv64-linux-gnu", "links the static riscv64 runner"),
+    (
+        "golang-go",
+        "builds the OCI conformance suite (tests/conformance)",
+    ),
+    (
+        "containerd",
+        "drives husk as its runc in tests/tests/oci.rs",
+    ),
+    ("podman", "drives husk as its runtime in tests/tests/oci.rs"),
+    ("runc", "the OCI tests run the same bundle through it"),
 ];
 
 /// The rustup targets of the four architectures, and rust-src (dist

@@ -166,6 +166,16 @@ pub fn build(
     // The user's mounts after husk's, so that they may cover them, and
     // before the masks, so that they cannot uncover those.
     user_mounts(&mut p, &spec.mounts, volumes);
+    let workdir = spec
+        .make_workdir
+        .then(|| mounts::target(&spec.workdir.to_string_lossy()).ok())
+        .flatten();
+    for dir in workdir.iter().flat_map(|w| mounts::parents(w, true)) {
+        p.push(Op::Mkdir {
+            path: &dir,
+            mode: 0o755,
+        });
+    }
     for target in &spec.masked {
         // Not every kernel has every path.
         p.push(Op::Mask {

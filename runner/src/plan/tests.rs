@@ -25,6 +25,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         hostname: c"box".into(),
         env: vec![c"PATH=/bin".into()],
         workdir: c"/tmp".into(),
+        make_workdir: false,
         argv: vec![c"sh".into()],
         candidates: vec![c"/bin/sh".into()],
         namespaces,

@@ -1,0 +1,642 @@
+//! husk as an OCI runtime, driven by its real callers on this machine:
+//! the OCI conformance suite (opencontainers/runtime-tools, built here from
+//! the pinned source in tests/conformance/), containerd's ctr, podman, and
+//! runc beside it on the same bundle. Host only (the VMs have none of
+//! these programs); as root, as CI runs, and never skipped there.
+//!
+//! Each test checks what it leaves: the host's mounts, PID namespaces and
+//! cgroup directories as before, and husk's state store empty.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use husk_tests::{collect, host, is_root, Env, Output};
+
+/// One at a time: containerd, podman and the suite each start many
+/// containers, and the leftover checks compare the whole host.
+static ONE: Mutex<()> = Mutex::new(());
+
+fn target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// The runner and rootfs, or None when not root (then nothing can run).
+fn env() -> Option<Env> {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs as root)");
+        return None;
+    }
+    Some(Env::from_env().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// A scratch directory of the test's own, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = target().join(format!("tmp/oci-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (cargo xtask test installs it)"));
+    collect(child, limit).unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd, Duration::from_secs(120));
+    assert_eq!(out.status, 0, "{cmd:?}\n{out}");
+    out.stdout
+}
+
+/// `cmd` run by sh on a terminal of script(1)'s, its stdin a pipe kept
+/// open (at EOF script would end before the command does); its output.
+fn on_terminal(cmd: &str) -> String {
+    let child = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let out = collect(child, Duration::from_secs(120)).unwrap();
+    assert_eq!(out.status, 0, "{cmd}\n{out}");
+    out.stdout
+}
+
+/// Every directory of every cgroup hierarchy: what a runtime leaves there
+/// shows here whatever it is named.
+fn cgroup_dirs() -> BTreeSet<PathBuf> {
+    fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.insert(e.path());
+                walk(&e.path(), out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(Path::new("/sys/fs/cgroup"), &mut out);
+    out
+}
+
+/// The host before a test, to compare with after.
+struct Before {
+    snapshot: host::Snapshot,
+    cgroups: BTreeSet<PathBuf>,
+}
+
+impl Before {
+    fn take() -> Before {
+        Before {
+            snapshot: host::Snapshot::take(),
+            cgroups: cgroup_dirs(),
+        }
+    }
+
+    /// Nothing added to the host, and `store` (husk's state store for the
+    /// test) without an entry.
+    fn check(&self, store: &Path, allowed: &[&str]) {
+        self.snapshot
+            .same_as(&host::Snapshot::take())
+            .unwrap_or_else(|e| panic!("left behind: {e}"));
+        let added: Vec<_> = cgroup_dirs()
+            .difference(&self.cgroups)
+            .filter(|p| !allowed.iter().any(|a| p.to_string_lossy().contains(a)))
+            .cloned()
+            .collect();
+        assert!(added.is_empty(), "cgroups left behind: {added:?}");
+        let entries: Vec<_> = fs::read_dir(store)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(entries.is_empty(), "state store entries left: {entries:?}");
+    }
+}
+
+/// A TAP test program's result: its exit status, its ok and not-ok
+/// counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tap {
+    rc: i32,
+    ok: u32,
+    not_ok: u32,
+}
+
+fn tap(out: &Output) -> Tap {
+    let count = |p: &str| out.stdout.lines().filter(|l| l.starts_with(p)).count() as u32;
+    Tap {
+        rc: out.status,
+        ok: count("ok "),
+        not_ok: count("not ok "),
+    }
+}
+
+/// runc 1.1.5 on our hosts (tests/conformance/runc-*.txt): name, its
+/// result.
+fn runcs_scores() -> Vec<(String, Tap)> {
+    let text = include_str!("../conformance/runc-1.1.5-on-our-hosts.txt");
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let num = |i: usize| f.get(i)?.split_once('=')?.1.parse::<i64>().ok();
+            let (rc, asserts, not_ok) = (num(1)?, num(2)?, num(3)?);
+            Some((
+                f[0].to_string(),
+                Tap {
+                    rc: rc as i32,
+                    ok: (asserts - not_ok) as u32,
+                    not_ok: not_ok as u32,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What husk does not do yet, each a test the suite fails for it: run and
+/// reported, not held against it.
+const GAPS: &[(&str, &str)] = &[
+    (
+        "linux_devices",
+        "linux.devices (device nodes the config adds)",
+    ),
+    ("linux_uid_mappings", "user namespaces"),
+    ("linux_ns_nopath", "user namespaces (the test asks for one)"),
+    (
+        "linux_ns_itype",
+        "the host's PID namespace (husk's PID 1 ends the container)",
+    ),
+    ("linux_ns_path", "joining a mount or PID namespace by path"),
+    (
+        "mounts",
+        "bind mounts with shared propagation and non-recursive binds",
+    ),
+];
+
+/// The suite built from the pinned source, once (20 s), under target/.
+fn suite() -> PathBuf {
+    let dir = target().join("runtime-tools-260e151");
+    let tools = dir.join("runtime-tools");
+    if tools.join("validation/default/default.t").exists() && tools.join("runtimetest").exists() {
+        return tools;
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let tarball =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/runtime-tools-260e151.tar.gz");
+    ok(Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir));
+    let out = run(
+        Command::new("make")
+            .args(["runtimetest", "validation-executables"])
+            .current_dir(&tools)
+            .env("GOFLAGS", "-mod=vendor")
+            .env("GOCACHE", dir.join("gocache"))
+            .env("GOPATH", dir.join("gopath")),
+        Duration::from_secs(600),
+    );
+    assert_eq!(
+        out.status, 0,
+        "build the conformance suite (needs golang-go)\n{out}"
+    );
+    tools
+}
+
+/// A runtime for the suite: the runner with a state store of the test's.
+fn wrapper(dir: &Path, runner: &Path, store: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("runtime");
+    fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nexec {} --root {} \"$@\"\n",
+            runner.display(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn the_conformance_suite_passes_what_runc_passes_here() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let tools = suite();
+    let scratch = Scratch::new("conformance");
+    let store = scratch.0.join("store");
+    let runtime = wrapper(&scratch.0, &env.runner, &store);
+    let before = Before::take();
+    let mut tests: Vec<PathBuf> = fs::read_dir(tools.join("validation"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            e.path()
+                .join(format!("{}.t", e.file_name().to_string_lossy()))
+        })
+        .filter(|p| p.exists())
+        .collect();
+    tests.sort();
+    assert!(
+        tests.len() > 50,
+        "the suite has {} test programs",
+        tests.len()
+    );
+    let runc = runcs_scores();
+    let mut report =
+        String::from("| test | husk: ok / not ok (status) | runc 1.1.5 here |\n|---|---|---|\n");
+    let mut worse = Vec::new();
+    let (mut ok_sum, mut runc_sum) = (0, 0);
+    for t in &tests {
+        let name = t.file_stem().unwrap().to_string_lossy().to_string();
+        let out = run(
+            Command::new(t).current_dir(&tools).env("RUNTIME", &runtime),
+            Duration::from_secs(180),
+        );
+        let husk = tap(&out);
+        let theirs = runc
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
+            .unwrap_or(Tap {
+                rc: 1,
+                ok: 0,
+                not_ok: 0,
+            });
+        ok_sum += husk.ok;
+        runc_sum += theirs.ok;
+        let gap = GAPS.iter().find(|(n, _)| *n == name);
+        report.push_str(&format!(
+            "| {name} | {} / {} ({}) | {} / {} ({}){} |\n",
+            husk.ok,
+            husk.not_ok,
+            husk.rc,
+            theirs.ok,
+            theirs.not_ok,
+            theirs.rc,
+            gap.map(|(_, why)| format!(": husk lacks {why}"))
+                .unwrap_or_default()
+        ));
+        // Worse than runc: fewer passing assertions, or more failing ones.
+        // (Where runc's own run ends in error, it does not pass here.)
+        let is_worse =
+            theirs.rc == 0 && (husk.rc != 0 || husk.ok < theirs.ok || husk.not_ok > theirs.not_ok);
+        if is_worse && gap.is_none() {
+            worse.push(format!(
+                "{name}: husk {husk:?}, runc {theirs:?}\n{}",
+                out.stdout
+            ));
+        }
+    }
+    report.push_str(&format!(
+        "\nassertions passed: husk {ok_sum}, runc {runc_sum}\n"
+    ));
+    println!("{report}");
+    let _ = fs::write(target().join("oci-conformance.md"), &report);
+    assert!(
+        worse.is_empty(),
+        "worse than runc here:\n{}",
+        worse.join("\n")
+    );
+    before.check(&store, &[]);
+}
+
+/// containerd of the test's own (root, state, socket under the scratch
+/// directory), stopped when dropped.
+struct Containerd {
+    child: std::process::Child,
+    sock: PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        let sock = dir.join("c.sock");
+        let config = dir.join("config.toml");
+        fs::write(&config, "version = 2\n").unwrap();
+        let log = fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(dir.join("root"))
+            .arg("--state")
+            .arg(dir.join("state"))
+            .arg("--address")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd (cargo xtask test installs it)");
+        let start = Instant::now();
+        while !sock.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "containerd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Containerd { child, sock }
+    }
+
+    fn ctr(&self) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("-a").arg(&self.sock).args(["-n", "husk-test"]);
+        c
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Polls `f` for up to 20 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what}: not within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn containerd_runs_husk_where_it_runs_runc() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("containerd");
+    let store = scratch.0.join("husk-root");
+    let before = Before::take();
+    {
+        let ctd = Containerd::start(&scratch.0);
+        let archive = scratch.0.join("image.tar");
+        fs::write(&archive, husk_tests::image_archive(&env.rootfs)).unwrap();
+        ok(ctd.ctr().args(["image", "import"]).arg(&archive));
+        let image = "docker.io/library/test:latest";
+        let husk = |c: &mut Command| {
+            c.arg("--runc-binary")
+                .arg(&env.runner)
+                .arg("--runc-root")
+                .arg(&store);
+        };
+        let mut c = ctd.ctr();
+        c.args(["run", "--rm"]);
+        husk(&mut c);
+        let out = ok(c.args([image, "c1", "sh", "-c", "echo hi from husk; echo $$"]));
+        assert_eq!(out, "hi from husk\n1\n", "the command is PID 1");
+        // Detached, then an exec, ps, a kill and a delete, as a CRI
+        // runtime drives it.
+        let mut c = ctd.ctr();
+        c.args(["run", "-d"]);
+        husk(&mut c);
+        ok(c.args([image, "c2", "sleep", "600"]));
+        let out = ok(ctd.ctr().args([
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            "c2",
+            "sh",
+            "-c",
+            "echo exec ok; id -u",
+        ]));
+        assert_eq!(out, "exec ok\n1000\n", "the image's user");
+        let ps = ok(ctd.ctr().args(["task", "ps", "c2"]));
+        assert_eq!(ps.lines().count(), 2, "one process under its header: {ps}");
+        ok(ctd.ctr().args(["task", "kill", "-s", "KILL", "c2"]));
+        eventually("c2 stopped", || {
+            ok(ctd.ctr().args(["task", "ls"])).contains("STOPPED")
+        });
+        ok(ctd.ctr().args(["task", "delete", "c2"]));
+        ok(ctd.ctr().args(["container", "rm", "c2"]));
+        ok(ctd.ctr().args(["image", "rm", image]));
+    }
+    // containerd's runtime keeps a store per namespace under its root.
+    before.check(&store.join("husk-test"), &[]);
+}
+
+#[test]
+fn podman_runs_husk_as_its_runtime() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("podman");
+    let store = scratch.0.join("husk-root");
+    // podman refuses a run root longer than 50 characters.
+    let runroot = Scratch(PathBuf::from(format!(
+        "/tmp/husk-podman-{}",
+        std::process::id()
+    )));
+    let runtime = wrapper(&scratch.0, &env.runner, &store);
+    let before = Before::take();
+    let podman = || {
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(scratch.0.join("storage"))
+            .arg("--runroot")
+            .arg(&runroot.0)
+            .arg("--runtime")
+            .arg(&runtime)
+            .args(["--cgroup-manager=cgroupfs", "--events-backend=file"]);
+        c
+    };
+    // No network of podman's making, ever (--network none), and limits
+    // these hosts let a runtime set (no CAP_SYS_RESOURCE here: podman's
+    // default rlimits are refused, by runc as by husk).
+    let run_args = [
+        "run",
+        "--network=none",
+        "--ulimit=nofile=1024:1024",
+        "--ulimit=nproc=1024:1024",
+    ];
+    let tar = husk_tests::rootfs_tar(&env.rootfs);
+    let mut import = podman();
+    import.args(["import", "-", "localhost/husk-test"]);
+    let mut child = import
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("podman (cargo xtask test installs it)");
+    {
+        use std::io::Write;
+        // A podman that stops reading says why below.
+        let _ = child.stdin.take().unwrap().write_all(&tar);
+    }
+    let out = collect(child, Duration::from_secs(120)).unwrap();
+    assert_eq!(out.status, 0, "podman import\n{out}");
+
+    let out = ok(podman().args(run_args).args([
+        "--rm",
+        "localhost/husk-test",
+        "sh",
+        "-c",
+        "echo hi from husk; echo $$",
+    ]));
+    assert_eq!(out, "hi from husk\n1\n", "the command is PID 1");
+    let out = ok(podman().args(run_args).args([
+        "--rm",
+        "--memory=64m",
+        "localhost/husk-test",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    ]));
+    assert_eq!(out.trim(), "67108864", "the memory limit from inside");
+    // -it: conmon passes the console socket; script(1) is the terminal.
+    let cmd = format!(
+        "{:?} {} -it --rm localhost/husk-test sh -c 'tty; echo it ok'",
+        podman(),
+        run_args.join(" ")
+    )
+    .replace('"', "");
+    let out = on_terminal(&cmd);
+    assert!(
+        out.contains("/dev/console") && out.contains("it ok"),
+        "{out}"
+    );
+
+    ok(podman()
+        .args(run_args)
+        .args(["-d", "--name", "p1", "localhost/husk-test", "sleep", "600"]));
+    assert_eq!(
+        ok(podman().args(["exec", "p1", "cat", "/proc/1/comm"])),
+        "sleep\n"
+    );
+    let cmd = format!("{:?} exec -it p1 sh -c 'tty; echo exec it ok'", podman()).replace('"', "");
+    let out = on_terminal(&cmd);
+    assert!(
+        out.contains("/dev/pts/") && out.contains("exec it ok"),
+        "{out}"
+    );
+    ok(podman().args(["stop", "-t", "1", "p1"]));
+    ok(podman().args(["rm", "p1"]));
+    ok(podman().args(["rmi", "-a", "-f"]));
+    // podman's own parent cgroup for conmon stays, as it does with runc.
+    before.check(&store, &["libpod_parent"]);
+}
+
+/// The same bundle through runc and husk: the same OCI state fields at
+/// each step, the same outcomes, the same classes of error.
+#[test]
+fn husk_and_runc_agree_on_one_bundle() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("runc");
+    let bundle = scratch.0.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    ok(Command::new(&env.runner)
+        .arg("spec")
+        .arg("--bundle")
+        .arg(&bundle));
+    let config = fs::read_to_string(bundle.join("config.json"))
+        .unwrap()
+        .replace(
+            "\"path\": \"rootfs\"",
+            &format!("\"path\": \"{}\"", env.rootfs.display()),
+        )
+        .replace(
+            "\"args\": [\"sh\"]",
+            "\"args\": [\"sh\", \"-c\", \"sleep 0.3; exit 3\"]",
+        );
+    fs::write(bundle.join("config.json"), config).unwrap();
+    let before = Before::take();
+    let mut seen = Vec::new();
+    for (name, bin) in [
+        ("husk", env.runner.clone()),
+        ("runc", PathBuf::from("runc")),
+    ] {
+        let root = scratch.0.join(format!("{name}-root"));
+        let rt = |args: &[&str]| {
+            let mut c = Command::new(&bin);
+            c.arg("--root").arg(&root).args(args);
+            run(&mut c, Duration::from_secs(30))
+        };
+        let state = |id: &str| -> (String, i64, Vec<String>) {
+            let out = rt(&["state", id]);
+            assert_eq!(out.status, 0, "{name} state\n{out}");
+            let v = runner::json::parse(&out.stdout).unwrap();
+            let keys = ["ociVersion", "id", "status", "pid", "bundle"]
+                .iter()
+                .filter(|k| v.get(k).is_some())
+                .map(|k| k.to_string())
+                .collect();
+            (
+                v.get("status")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+                v.get("pid").and_then(|p| p.as_i64()).unwrap_or(-1),
+                keys,
+            )
+        };
+        let id = format!("{name}-diff");
+        let mut steps = Vec::new();
+        let out = rt(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+        assert_eq!(out.status, 0, "{name} create\n{out}");
+        let (status, pid, keys) = state(&id);
+        assert_eq!(keys.len(), 5, "{name}: {keys:?}");
+        steps.push(format!("created: {status}, pid {}", pid > 0));
+        steps.push(format!("start: {}", rt(&["start", &id]).status == 0));
+        steps.push(format!(
+            "start again: fails {}",
+            rt(&["start", &id]).status != 0
+        ));
+        eventually(&format!("{name}: stopped"), || state(&id).0 == "stopped");
+        let out = rt(&["kill", &id, "KILL"]);
+        steps.push(format!("kill a stopped one: fails {}", out.status != 0));
+        steps.push(format!("delete: {}", rt(&["delete", &id]).status == 0));
+        let out = rt(&["state", &id]);
+        steps.push(format!(
+            "state of a deleted one: fails {}, says \"does not exist\" {}",
+            out.status != 0,
+            out.stderr.contains("does not exist")
+        ));
+        let out = rt(&["delete", &id]);
+        steps.push(format!(
+            "delete again: fails {}, says \"does not exist\" {}",
+            out.status != 0,
+            out.stderr.contains("does not exist")
+        ));
+        seen.push((name, steps));
+    }
+    assert_eq!(seen[0].1, seen[1].1, "husk and runc differ");
+    before.check(&scratch.0.join("husk-root"), &[]);
+}
