@@ -31,7 +31,7 @@ fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
     let mut argv = std::env::args_os()
         .map(|a| {
             a.into_string()
-                .map_err(|a| Error::new(format!("argument {a:?} is not UTF-8")))
+                .map_err(|a| Error::new(format!("argument {} is not UTF-8", a.to_string_lossy())))
         })
         .collect::<Result<Vec<_>>>()?;
     // runc's global flags, before the command; after it too for the
@@ -87,6 +87,7 @@ fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
         Command::Delete(a) => oci_commands::delete(a, globals),
         Command::OciKill(a) => oci_commands::kill(a, globals),
         Command::Spec(a) => oci_commands::spec(a),
+        Command::Features => oci_commands::features(),
     }
 }
 

@@ -10,7 +10,7 @@ use runner::oci;
 use runner::run::{Oci, Options};
 use runner::store::{self, Store};
 
-use crate::cli::oci::{Create, Globals, Simple, SpecCmd};
+use crate::cli::oci::{Globals, Simple};
 use crate::front::Host;
 use crate::oci_config;
 
@@ -18,15 +18,14 @@ fn store(g: &Globals) -> Result<Store> {
     crate::commands::store(g.root.as_deref())
 }
 
-pub fn create(a: Create, g: &Globals) -> Result<i32> {
-    if a.preserve_fds != 0 {
+pub fn create(a: Simple, g: &Globals) -> Result<i32> {
+    if a.opt("--preserve-fds").is_some_and(|n| n != "0") {
         return Err(Error::new("--preserve-fds: only 0 is supported"));
     }
     // Accepted: husk decides pivot_root or chroot by the host, and makes
     // no session keyring either way.
-    let _ = (a.no_pivot, a.no_new_keyring);
     store::check_id(&a.id)?;
-    let bundle = oci_config::bundle_dir(a.bundle.as_deref())?;
+    let bundle = oci_config::bundle_dir(a.opt("--bundle"))?;
     let config = oci_config::read(&bundle, &a.id, &Host::read())?;
     let store = store(g)?;
     let opts = Options {
@@ -39,13 +38,13 @@ pub fn create(a: Create, g: &Globals) -> Result<i32> {
         named: true,
         ..Options::default()
     };
-    if config.spec.tty != a.console_socket.is_some() {
+    if config.spec.tty != a.opt("--console-socket").is_some() {
         return Err(Error::new(
             "process.terminal and --console-socket go together: a terminal's master goes to the socket",
         ));
     }
-    let pid_file = a.pid_file.as_deref().map(PathBuf::from);
-    let socket = a.console_socket.as_deref().map(PathBuf::from);
+    let pid_file = a.opt("--pid-file").map(PathBuf::from);
+    let socket = a.opt("--console-socket").map(PathBuf::from);
     oci::create(
         config.spec,
         &store,
@@ -158,7 +157,7 @@ pub fn state(a: Simple, g: &Globals) -> Result<i32> {
 }
 
 pub fn delete(a: Simple, g: &Globals) -> Result<i32> {
-    oci::delete(&store(g)?, &a.id, a.flag)?;
+    oci::delete(&store(g)?, &a.id, a.has("--force"))?;
     Ok(0)
 }
 
@@ -168,20 +167,23 @@ pub fn kill(a: Simple, g: &Globals) -> Result<i32> {
         Some(s) => runner::signals::parse(s)
             .ok_or_else(|| Error::new(format!("{s}: not a signal (e.g. TERM, SIGKILL, 9)")))?,
     };
-    oci::kill(&store(g)?, &a.id, sig, a.flag)?;
+    oci::kill(&store(g)?, &a.id, sig, a.has("--all"))?;
     Ok(0)
 }
 
 /// `spec`: runc's default config, for a bundle whose root is ./rootfs,
 /// with husk's defaults (Docker's capabilities, masked and read-only
 /// paths). Refuses to overwrite one.
-pub fn spec(a: SpecCmd) -> Result<i32> {
-    if a.rootless {
+pub fn spec(a: Simple) -> Result<i32> {
+    if a.has("--rootless") {
         return Err(Error::new("--rootless: rootless mode is not available yet"));
     }
-    let dir = PathBuf::from(a.bundle.as_deref().unwrap_or("."));
+    let dir = PathBuf::from(a.opt("--bundle").unwrap_or("."));
     let path = dir.join("config.json");
-    let text = DEFAULT_CONFIG;
+    // Kept compact in the binary, written indented for people.
+    let text = runner::json::parse(DEFAULT_CONFIG)
+        .map_err(Error::new)?
+        .to_json_pretty();
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -190,6 +192,27 @@ pub fn spec(a: SpecCmd) -> Result<i32> {
         .map_err(|e| Error::os(format_args!("write {}", path.display()), &e))?;
     Ok(0)
 }
+
+/// `features`: what husk takes of the runtime spec, as the runtime-spec's
+/// features document says it.
+pub fn features() -> Result<i32> {
+    let caps: Vec<String> = (0..41)
+        .map(|b| format!("\"{}\"", runner::caps::name(b)))
+        .collect();
+    let doc = FEATURES
+        .replace("CAPS", &caps.join(","))
+        .replace("ARCH", runner::seccomp::SCMP_ARCH)
+        .replace("VERSION", env!("CARGO_PKG_VERSION"));
+    println!(
+        "{}",
+        runner::json::parse(&doc)
+            .map_err(Error::new)?
+            .to_json_pretty()
+    );
+    Ok(0)
+}
+
+const FEATURES: &str = r#"{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.0","hooks":["prestart","createRuntime","poststart","poststop"],"mountOptions":["ro","rw","nosuid","suid","nodev","noexec","exec","bind","rbind","private","rprivate","slave","rslave","mode","size","nr_inodes","uid","gid","strictatime","relatime","noatime"],"linux":{"namespaces":["pid","network","ipc","uts","mount","cgroup"],"capabilities":[CAPS],"cgroup":{"v1":true,"v2":true,"systemd":false,"systemdUser":false},"seccomp":{"enabled":true,"actions":["SCMP_ACT_ALLOW","SCMP_ACT_ERRNO","SCMP_ACT_KILL","SCMP_ACT_KILL_THREAD","SCMP_ACT_KILL_PROCESS","SCMP_ACT_TRAP","SCMP_ACT_TRACE","SCMP_ACT_LOG"],"operators":["SCMP_CMP_EQ","SCMP_CMP_NE","SCMP_CMP_LT","SCMP_CMP_LE","SCMP_CMP_GT","SCMP_CMP_GE","SCMP_CMP_MASKED_EQ"],"archs":["ARCH"]},"apparmor":{"enabled":false},"selinux":{"enabled":false}},"annotations":{"io.github.husk.version":"VERSION"}}"#;
 
 /// With `--log`, the error also goes there: one JSON object per line
 /// (containerd's shim reads the last error line; podman reads the file)
@@ -219,39 +242,7 @@ pub fn log_error(g: &Globals, message: &str) {
 /// runc's default config with husk's defaults (Docker's capabilities,
 /// masked and read-only paths); a test checks it against them. Text, not
 /// a value built at run time: a tenth of the bytes in the runner.
-const DEFAULT_CONFIG: &str = r#"{
-  "ociVersion": "1.2.0",
-  "process": {
-    "terminal": false,
-    "user": { "uid": 0, "gid": 0 },
-    "args": ["sh"],
-    "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-    "cwd": "/",
-    "capabilities": {
-      "bounding": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"],
-      "effective": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"],
-      "permitted": ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"]
-    },
-    "noNewPrivileges": true
-  },
-  "root": { "path": "rootfs", "readonly": true },
-  "hostname": "husk",
-  "mounts": [
-    { "destination": "/proc", "type": "proc", "source": "proc" },
-    { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-    { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-    { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-    { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"] },
-    { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
-    { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] }
-  ],
-  "linux": {
-    "namespaces": [{ "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" }, { "type": "mount" }, { "type": "cgroup" }],
-    "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware"],
-    "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-  }
-}
-"#;
+const DEFAULT_CONFIG: &str = r#"{"ociVersion":"1.2.0","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["sh"],"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","TERM=xterm"],"cwd":"/","capabilities":{"bounding":["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_NET_RAW","CAP_SYS_CHROOT","CAP_MKNOD","CAP_AUDIT_WRITE","CAP_SETFCAP"],"effective":["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_NET_RAW","CAP_SYS_CHROOT","CAP_MKNOD","CAP_AUDIT_WRITE","CAP_SETFCAP"],"permitted":["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_NET_BIND_SERVICE","CAP_NET_RAW","CAP_SYS_CHROOT","CAP_MKNOD","CAP_AUDIT_WRITE","CAP_SETFCAP"]},"noNewPrivileges":true},"root":{"path":"rootfs","readonly":true},"hostname":"husk","mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},{"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]},{"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue","options":["nosuid","noexec","nodev"]},{"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}],"linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],"maskedPaths":["/proc/acpi","/proc/asound","/proc/interrupts","/proc/kcore","/proc/keys","/proc/latency_stats","/proc/sched_debug","/proc/scsi","/proc/timer_list","/proc/timer_stats","/sys/devices/virtual/powercap","/sys/firmware"],"readonlyPaths":["/proc/bus","/proc/fs","/proc/irq","/proc/sys","/proc/sysrq-trigger"]}}"#;
 
 #[cfg(test)]
 mod tests {

@@ -566,16 +566,34 @@ fn husk_and_runc_agree_on_one_bundle() {
         .arg("spec")
         .arg("--bundle")
         .arg(&bundle));
-    let config = fs::read_to_string(bundle.join("config.json"))
-        .unwrap()
-        .replace(
-            "\"path\": \"rootfs\"",
-            &format!("\"path\": \"{}\"", env.rootfs.display()),
-        )
-        .replace(
-            "\"args\": [\"sh\"]",
-            "\"args\": [\"sh\", \"-c\", \"sleep 0.3; exit 3\"]",
-        );
+    // runner spec's config, with the test rootfs and a command that ends.
+    use runner::json::{parse, Value};
+    let mut config = parse(&fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
+    let Value::Object(fields) = &mut config else {
+        panic!("config.json is not an object")
+    };
+    for (k, v) in fields.iter_mut() {
+        match k.as_str() {
+            "root" => {
+                *v = parse(&format!(
+                    r#"{{"path":"{}","readonly":true}}"#,
+                    env.rootfs.display()
+                ))
+                .unwrap()
+            }
+            "process" => {
+                if let Value::Object(p) = v {
+                    for (pk, pv) in p.iter_mut() {
+                        if pk == "args" {
+                            *pv = parse(r#"["sh","-c","sleep 0.3; exit 3"]"#).unwrap();
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let config = config.to_json();
     fs::write(bundle.join("config.json"), config).unwrap();
     let before = Before::take();
     let mut seen = Vec::new();

@@ -183,12 +183,13 @@ pub enum Command {
     Rmi(images::Rmi),
     Commit(images::Commit),
     Export(images::Export),
-    Create(oci::Create),
+    Create(oci::Simple),
     Start(oci::Simple),
     State(oci::Simple),
     Delete(oci::Simple),
     OciKill(oci::Simple),
-    Spec(oci::SpecCmd),
+    Spec(oci::Simple),
+    Features,
 }
 
 pub enum Parsed {
@@ -224,11 +225,12 @@ const SWITCHES: &[&str] = &[
 
 const COMMANDS: &str =
     "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, \
-     rmi, commit, export, and the OCI runtime's create, start, state, kill ID SIG, delete, spec";
+     rmi, commit, export, and the OCI runtime's create, start, state, kill ID SIG, delete, \
+     spec, features";
 
 /// The commands only the OCI runtime's callers use, after which runc's
 /// global flags may come too.
-pub const OCI_WORDS: [&str; 5] = ["create", "start", "state", "delete", "spec"];
+pub const OCI_WORDS: [&str; 6] = ["create", "start", "state", "delete", "spec", "features"];
 
 /// `kill` the OCI way (`kill [--all] ID [SIG]`), or husk's own (`kill
 /// [-s SIG] ID...`): runc's caller gives global flags or --all, or an ID
@@ -279,20 +281,21 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
         Some("attach") => FromArgs::from_args(&cmd, &rest).map(Command::Attach),
         Some("exec") => FromArgs::from_args(&cmd, &rest).map(|e| Command::Exec(Box::new(e))),
         Some("stop") => FromArgs::from_args(&cmd, &rest).map(Command::Stop),
-        Some(w @ ("start" | "state" | "delete")) | Some(w @ "kill")
+        Some(w @ ("create" | "start" | "state" | "delete" | "spec")) | Some(w @ "kill")
             if w != "kill" || oci_kill(&rest, oci_caller) =>
         {
             return match (oci::simple(w, &rest), w) {
                 (Err(p), _) => p,
+                (Ok(c), "create") => Parsed::Run(Command::Create(c)),
                 (Ok(c), "start") => Parsed::Run(Command::Start(c)),
                 (Ok(c), "state") => Parsed::Run(Command::State(c)),
                 (Ok(c), "delete") => Parsed::Run(Command::Delete(c)),
+                (Ok(c), "spec") => Parsed::Run(Command::Spec(c)),
                 (Ok(c), _) => Parsed::Run(Command::OciKill(c)),
             };
         }
         Some("kill") => FromArgs::from_args(&cmd, &rest).map(Command::Kill),
-        Some("create") => FromArgs::from_args(&cmd, &rest).map(Command::Create),
-        Some("spec") => FromArgs::from_args(&cmd, &rest).map(Command::Spec),
+        Some("features") => Ok(Command::Features),
         Some("rm") => FromArgs::from_args(&cmd, &rest).map(Command::Rm),
         Some("inspect") => FromArgs::from_args(&cmd, &rest).map(Command::Inspect),
         Some("wait") => FromArgs::from_args(&cmd, &rest).map(Command::Wait),

@@ -3,7 +3,6 @@
 //! [SIG]`, `delete`, `spec`, and the global flags they put before (or
 //! after) the command.
 
-use argh::FromArgs;
 
 /// The global flags of runc's command line.
 #[derive(Debug, Default)]
@@ -87,90 +86,110 @@ pub fn take_globals(argv: &mut Vec<String>, oci_word: bool) -> Result<Globals, S
     Ok(g)
 }
 
-/// Create a container from an OCI bundle, waiting for `start` before it runs its process.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "create")]
-pub struct Create {
-    /// the bundle's directory (default: the current one)
-    #[argh(option, short = 'b')]
-    pub bundle: Option<String>,
-    /// write the container's PID here
-    #[argh(option)]
-    pub pid_file: Option<String>,
-    /// a unix socket to send the pseudo-terminal's master to
-    #[argh(option)]
-    pub console_socket: Option<String>,
-    /// chroot rather than pivot_root (accepted: husk decides by the host)
-    #[argh(switch)]
-    pub no_pivot: bool,
-    /// no new session keyring (husk makes none)
-    #[argh(switch)]
-    pub no_new_keyring: bool,
-    /// pass this many fds beyond stdio (only 0 is supported)
-    #[argh(option, default = "0")]
-    pub preserve_fds: u32,
-    /// the container's ID
-    #[argh(positional)]
-    pub id: String,
-}
-
-/// `start ID`, `state ID`, `delete [-f] ID`, `kill [-a] ID [SIG]`: one
-/// ID, a switch, and kill's signal. Parsed by hand (oci_simple): argh's
+/// The commands only runc's callers use: `create`, `start`, `state`,
+/// `delete`, `kill ID [SIG]`, `spec`. Parsed by hand from a table: argh's
 /// code for each would cost more than the commands.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Simple {
+    /// The container's ID ("" for `spec`).
     pub id: String,
-    /// delete's --force, kill's --all.
-    pub flag: bool,
     /// kill's signal.
     pub signal: Option<String>,
+    /// The switches given (as their long names).
+    pub switches: Vec<&'static str>,
+    /// The options given, with their values.
+    pub options: Vec<(&'static str, String)>,
 }
 
-/// One of the simple commands, from its arguments; else what to print:
-/// its usage (`--help`, to exit 0 with) or one line saying what is wrong.
+impl Simple {
+    pub fn has(&self, switch: &str) -> bool {
+        self.switches.contains(&switch)
+    }
+
+    pub fn opt(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .rfind(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A command's switches, options (short forms after a '|'), how many
+/// positionals it takes, and its usage.
+struct Form {
+    switches: &'static [&'static str],
+    options: &'static [&'static str],
+    positionals: (usize, usize),
+    usage: &'static str,
+}
+
+fn form(word: &str) -> Form {
+    let f = |switches, options, positionals, usage| Form {
+        switches,
+        options,
+        positionals,
+        usage,
+    };
+    match word {
+        "create" => f(
+            &["--no-pivot", "--no-new-keyring"],
+            &["--bundle|-b", "--pid-file", "--console-socket", "--preserve-fds"],
+            (1, 1),
+            "create [--bundle DIR] [--pid-file F] [--console-socket S] ID: set a container up from an OCI bundle; it runs its process at start",
+        ),
+        "spec" => f(
+            &["--rootless"],
+            &["--bundle|-b"],
+            (0, 0),
+            "spec [--bundle DIR]: write a default config.json for a bundle whose root is ./rootfs",
+        ),
+        "delete" => f(&["--force|-f"], &[], (1, 1), "delete [-f|--force] ID: delete a stopped or created container (force: a running one too)"),
+        "kill" => f(&["--all|-a"], &[], (1, 2), "kill [-a|--all] ID [SIGNAL]: send a signal (default TERM) to PID 1 (all: every process)"),
+        "start" => f(&[], &[], (1, 1), "start ID: run the process of a created container"),
+        _ => f(&[], &[], (1, 1), "state ID: print a container's OCI state as JSON"),
+    }
+}
+
+/// One of these commands, from its arguments (`--flag=value` already
+/// split by `parse`); else what to print: its usage (`--help`, to exit 0
+/// with) or one line saying what is wrong.
 pub fn simple(word: &str, rest: &[&str]) -> Result<Simple, super::Parsed> {
-    let (switch, usage) = match word {
-        "delete" => (["-f", "--force"], "delete [-f|--force] ID: delete a stopped or created container (force: a running one too)"),
-        "kill" => (["-a", "--all"], "kill [-a|--all] ID [SIGNAL]: send a signal (default TERM) to PID 1 (all: every process)"),
-        "start" => (["", ""], "start ID: run the process of a created container"),
-        _ => (["", ""], "state ID: print a container's OCI state as JSON"),
+    let form = form(word);
+    let usage = || format!("usage: runner {}", form.usage);
+    let long = |table: &'static [&'static str], a: &str| {
+        table
+            .iter()
+            .find(|t| t.split('|').any(|n| n == a))
+            .map(|t| t.split('|').next().unwrap_or(t))
     };
-    let mut out = Simple {
-        id: String::new(),
-        flag: false,
-        signal: None,
-    };
+    let mut out = Simple::default();
     let mut positional = Vec::new();
-    for a in rest {
-        match *a {
-            "--help" | "-h" => return Err(super::Parsed::Exit(format!("Usage: runner {usage}"))),
-            "--" => {}
-            f if !f.is_empty() && switch.contains(&f) => out.flag = true,
-            f if f.starts_with('-') && f.len() > 1 && f.parse::<i32>().is_err() => {
-                return Err(super::Parsed::Error(format!(
-                    "{word}: unknown flag {f}; usage: runner {usage}"
-                )))
-            }
-            p => positional.push(p.to_string()),
+    let mut args = rest.iter();
+    while let Some(&a) = args.next() {
+        if a == "--help" || a == "-h" {
+            return Err(super::Parsed::Exit(usage()));
+        } else if let Some(s) = long(form.switches, a) {
+            out.switches.push(s);
+        } else if let Some(o) = long(form.options, a) {
+            let v = args
+                .next()
+                .ok_or_else(|| super::Parsed::Error(format!("{a} needs a value; {}", usage())))?;
+            out.options.push((o, v.to_string()));
+        } else if a.starts_with('-') && a.len() > 1 && a.parse::<i32>().is_err() {
+            return Err(super::Parsed::Error(format!(
+                "{word}: unknown flag {a}; {}",
+                usage()
+            )));
+        } else if a != "--" {
+            positional.push(a.to_string());
         }
     }
-    let most = if word == "kill" { 2 } else { 1 };
-    if positional.is_empty() || positional.len() > most {
-        return Err(super::Parsed::Error(format!("usage: runner {usage}")));
+    let (min, max) = form.positionals;
+    if positional.len() < min || positional.len() > max {
+        return Err(super::Parsed::Error(usage()));
     }
-    out.id = positional.remove(0);
-    out.signal = positional.pop();
+    let mut positional = positional.into_iter();
+    out.id = positional.next().unwrap_or_default();
+    out.signal = positional.next();
     Ok(out)
-}
-
-/// Write a default config.json for a bundle whose root is ./rootfs.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "spec")]
-pub struct SpecCmd {
-    /// the bundle's directory (default: the current one)
-    #[argh(option, short = 'b')]
-    pub bundle: Option<String>,
-    /// a config for rootless containers (not available yet)
-    #[argh(switch)]
-    pub rootless: bool,
 }

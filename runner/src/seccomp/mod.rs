@@ -52,13 +52,13 @@ const AUDIT_ARCH: u32 = linux_raw_sys::ptrace::AUDIT_ARCH_RISCV64;
 
 /// The name libseccomp (and so the OCI runtime-spec) gives it.
 #[cfg(target_arch = "x86_64")]
-const SCMP_ARCH: &str = "SCMP_ARCH_X86_64";
+pub const SCMP_ARCH: &str = "SCMP_ARCH_X86_64";
 #[cfg(target_arch = "aarch64")]
-const SCMP_ARCH: &str = "SCMP_ARCH_AARCH64";
+pub const SCMP_ARCH: &str = "SCMP_ARCH_AARCH64";
 #[cfg(target_arch = "arm")]
-const SCMP_ARCH: &str = "SCMP_ARCH_ARM";
+pub const SCMP_ARCH: &str = "SCMP_ARCH_ARM";
 #[cfg(target_arch = "riscv64")]
-const SCMP_ARCH: &str = "SCMP_ARCH_RISCV64";
+pub const SCMP_ARCH: &str = "SCMP_ARCH_RISCV64";
 
 // The filter reads the low word of each 64-bit argument at offset
 // 16 + 8·i of `struct seccomp_data`: that is where it is on a
