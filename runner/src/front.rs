@@ -59,6 +59,23 @@ impl Host {
         })
     }
 
+    /// A host for unit tests: root, two CPUs, every capability.
+    #[cfg(test)]
+    pub fn for_tests() -> Host {
+        Host {
+            online_cpus: vec![0, 1].into(),
+            is_root: true,
+            own_exe: None.into(),
+            root: Root::Pivot,
+            env: |k| (k == "TERM").then(|| "xterm".to_string()),
+            on_terminal: false,
+            caps: caps::Available {
+                known: (1 << 41) - 1,
+                held: (1 << 41) - 1,
+            },
+        }
+    }
+
     /// Where to look for husk-shim when none is built in.
     pub fn own_exe(&self) -> Option<&Path> {
         self.own_exe

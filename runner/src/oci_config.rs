@@ -95,7 +95,8 @@ pub fn read(bundle: &Path, id: &str, host: &Host) -> Result<Config> {
     let path = bundle.join("config.json");
     let text = read_bounded(&path)?;
     let v = json::parse(&text).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
-    parse(&v, bundle, id, host)
+    let shim = runner::shim::Source::choose(None, || host.own_exe())?;
+    parse(&v, bundle, id, host, shim)
 }
 
 fn read_bounded(path: &Path) -> Result<String> {
@@ -110,7 +111,13 @@ fn read_bounded(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(err)
 }
 
-pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> {
+pub fn parse(
+    v: &Value,
+    bundle: &Path,
+    id: &str,
+    host: &Host,
+    shim: runner::shim::Source,
+) -> Result<Config> {
     only(
         v,
         "",
@@ -277,7 +284,6 @@ pub fn parse(v: &Value, bundle: &Path, id: &str, host: &Host) -> Result<Config> 
     let candidates = spec::candidates(&proc.args[0], &spec::path_of(&env))?;
     let missing = Missing::pretend(&std::env::var("HUSK_PRETEND_ENOSYS").unwrap_or_default())
         .map_err(Error::new)?;
-    let shim = runner::shim::Source::choose(None, || host.own_exe())?;
     let spec = Spec {
         id: id.to_string(),
         root: RootSource::Dir(Rootfs::open(&root_path.display().to_string())?),
@@ -570,14 +576,16 @@ fn capabilities(v: Option<&Value>, host: &Host) -> Result<[u64; 3]> {
         }
     }
     let inheritable = set("inheritable")?;
-    let ambient = set("ambient")?;
+    let mut ambient = set("ambient")?;
     // The kernel raises an ambient capability only if it is permitted and
-    // inheritable.
+    // inheritable; runc warns of the others and goes on, and so does husk
+    // (runc spec's own config lists ambient ones, not inheritable ones).
     if ambient & !(bounding & inheritable) != 0 {
-        return Err(bad(
-            "process.capabilities.ambient",
-            "holds a capability not in both the permitted and inheritable sets",
-        ));
+        eprintln!(
+            "runner: warning: process.capabilities.ambient: those not also permitted and \
+             inheritable are not raised (the kernel would refuse them)"
+        );
+        ambient &= bounding & inheritable;
     }
     Ok([bounding, inheritable, ambient])
 }
@@ -849,4 +857,123 @@ fn mounts(v: Option<&Value>) -> Result<Vec<Mount>> {
 pub fn bundle_dir(given: Option<&str>) -> Result<PathBuf> {
     let dir = PathBuf::from(given.unwrap_or("."));
     std::fs::canonicalize(&dir).map_err(|e| Error::os(format_args!("bundle {}", dir.display()), &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config around `process` and `linux` (JSON texts), its root a
+    /// directory of the test's.
+    fn config(process: &str, linux: &str, extra: &str) -> Result<Config> {
+        let root = std::env::temp_dir().join(format!("husk-oci-config-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let text = format!(
+            r#"{{"ociVersion":"1.2.0","root":{{"path":"{}"}},"process":{process},"linux":{linux}{extra}}}"#,
+            root.display()
+        );
+        let v = json::parse(&text).unwrap();
+        let shim = runner::shim::Source::Embedded;
+        parse(&v, Path::new("/"), "t", &Host::for_tests(), shim)
+    }
+
+    const PROCESS: &str = r#"{"args":["/bin/sh"],"cwd":"/"}"#;
+    const NS: &str =
+        r#"{"namespaces":[{"type":"pid"},{"type":"mount"},{"type":"ipc"},{"type":"uts"}]}"#;
+
+    fn err(c: Result<Config>) -> String {
+        match c {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.message,
+        }
+    }
+
+    #[test]
+    fn what_husk_lacks_is_named_never_dropped() {
+        assert!(config(PROCESS, NS, "").is_ok());
+        let e = err(config(
+            PROCESS,
+            r#"{"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
+            "",
+        ));
+        assert!(e.contains("linux.uidMappings: not supported"), "{e}");
+        let e = err(config(
+            r#"{"args":["/bin/sh"],"apparmorProfile":"x"}"#,
+            NS,
+            "",
+        ));
+        assert!(e.contains("process.apparmorProfile: not supported"), "{e}");
+        let e = err(config(PROCESS, NS, r#","vm":{"hypervisor":{}}"#));
+        assert!(e.contains("vm: not supported"), "{e}");
+        let e = err(config(
+            PROCESS,
+            NS,
+            r#","hooks":{"createContainer":[{"path":"/bin/true"}]}"#,
+        ));
+        assert!(e.contains("hooks.createContainer: not supported"), "{e}");
+        // Empty is as good as absent.
+        assert!(config(
+            PROCESS,
+            r#"{"uidMappings":[],"namespaces":[{"type":"mount"},{"type":"pid"}]}"#,
+            ""
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn only_namespaced_sysctls_of_the_containers_namespaces() {
+        let with = |sysctl: &str, ns: &str| {
+            config(
+                PROCESS,
+                &format!(r#"{{"namespaces":{ns},"sysctl":{sysctl}}}"#),
+                "",
+            )
+        };
+        let own = r#"[{"type":"pid"},{"type":"mount"},{"type":"ipc"},{"type":"network"}]"#;
+        let c = with(r#"{"kernel.shmmax":"1000","net.ipv4.ip_forward":"1"}"#, own).unwrap();
+        assert_eq!(
+            c.spec.sysctls[1].0.to_str().unwrap(),
+            "proc/sys/net/ipv4/ip_forward"
+        );
+        let host_net = r#"[{"type":"pid"},{"type":"mount"},{"type":"ipc"}]"#;
+        assert!(err(with(r#"{"net.ipv4.ip_forward":"1"}"#, host_net)).contains("namespace"));
+        for bad in [
+            "kernel.core_pattern",
+            "vm.overcommit_memory",
+            "net..x",
+            "net.a/../../b",
+        ] {
+            let e = err(with(&format!(r#"{{"{bad}":"1"}}"#), own));
+            assert!(e.contains("linux.sysctl"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cgroups_paths_plain_and_systemds() {
+        assert_eq!(cgroups_path("/a/b/c").unwrap(), ("a/b".into(), "c".into()));
+        assert_eq!(cgroups_path("c").unwrap(), ("".into(), "c".into()));
+        assert_eq!(
+            cgroups_path("system.slice:libpod:abc").unwrap(),
+            ("system.slice".into(), "libpod-abc.scope".into())
+        );
+        for bad in ["/a/../b", "/", "./x"] {
+            assert!(cgroups_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_capability_set_with_inheritable_and_ambient() {
+        let caps = r#"{"args":["/bin/sh"],"capabilities":{"bounding":["CAP_KILL","CAP_CHOWN"],"effective":["CAP_CHOWN","CAP_KILL"],"permitted":["CAP_KILL","CAP_CHOWN"],"inheritable":["CAP_KILL"],"ambient":["CAP_KILL","CAP_CHOWN"]}}"#;
+        let c = config(caps, NS, "").unwrap();
+        let kill = 1 << 5;
+        assert_eq!(c.spec.security.caps, kill | 1);
+        assert_eq!(c.spec.security.inheritable, kill);
+        // CAP_CHOWN is not inheritable: the kernel would refuse to raise it.
+        assert_eq!(c.spec.security.ambient, kill);
+        let differs =
+            r#"{"args":["/bin/sh"],"capabilities":{"bounding":["CAP_KILL"],"effective":[]}}"#;
+        assert!(err(config(differs, NS, "")).contains("process.capabilities.effective"));
+        let unknown = r#"{"args":["/bin/sh"],"capabilities":{"bounding":["CAP_FLY"],"effective":["CAP_FLY"],"permitted":["CAP_FLY"]}}"#;
+        assert!(err(config(unknown, NS, "")).contains("CAP_FLY"));
+    }
 }

@@ -66,6 +66,7 @@ macro_rules! for_each_scenario {
             setup_failure_leaves_nothing,
             non_root_is_refused,
             a_terminal_of_its_own,
+            exec_tty_opens_only_the_containers_own_ptmx,
             default_capabilities_no_new_privs_and_seccomp,
             capability_flags_change_the_set,
             device_nodes_a_container_makes_do_not_open,

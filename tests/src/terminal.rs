@@ -67,3 +67,44 @@ pub fn a_terminal_of_its_own(env: &Env) -> R {
     }
     Ok(())
 }
+
+/// `exec -t` opens the pseudo-terminal in the container's own devpts
+/// (so that `tty` inside names it), walking dev/pts/ptmx beneath the
+/// container's root. A container that put a symlink there, or a ptmx node
+/// on a file system of its own, gets one line and nothing is opened:
+/// the walk follows no symlink and takes only devpts's ptmx.
+pub fn exec_tty_opens_only_the_containers_own_ptmx(env: &Env) -> R {
+    let d = env.detach(&["--privileged"], &["sleep", "600"])?;
+    let exec_tty = |what: &str| {
+        let out = env.husk(&["exec", "-t", &d.id, "--", "tty"]);
+        check(
+            out.status == 125 && out.stderr.lines().count() == 1 && out.stderr.contains("ptmx"),
+            || format!("exec -t with {what}: not refused in one line\n{out}"),
+        )
+    };
+    let good = env.husk(&["exec", "-t", &d.id, "--", "tty"]);
+    check(
+        good.status == 0 && good.stdout.trim().starts_with("/dev/pts/"),
+        || format!("exec -t: tty does not name the container's pty\n{good}"),
+    )?;
+    let hostile = [
+        (
+            "a symlink to the host's /dev/ptmx",
+            "umount /dev/pts && ln -s /proc/1/root/dev/ptmx /dev/pts/ptmx",
+        ),
+        (
+            "a ptmx node on a tmpfs",
+            "rm /dev/pts/ptmx && mount -t tmpfs none /dev/pts && mknod /dev/pts/ptmx c 5 2",
+        ),
+        (
+            "/dev/pts a symlink",
+            "umount /dev/pts; rm -rf /dev/pts && ln -s / /dev/pts",
+        ),
+    ];
+    for (what, script) in hostile {
+        let out = env.husk(&["exec", &d.id, "--", "sh", "-c", script]);
+        out.expect(0)?;
+        exec_tty(what)?;
+    }
+    Ok(())
+}

@@ -176,6 +176,29 @@ pub fn main(args: Args) -> crate::Result {
     if !matches!(crun, Crun::No) {
         contenders.extend(Contender::oci(&setup, "crun", &Program::True, crun_fd));
     }
+    // The OCI lifecycle as containerd and podman drive it: create, start,
+    // delete, one command each, on the same bundle.
+    let oci_store = setup.dir.join("oci-store");
+    contenders.push(Contender::lifecycle(
+        &setup,
+        "husk",
+        &setup.runner,
+        &["--root".into(), oci_store.into()],
+        None,
+    ));
+    for (peer, fd) in [("runc", None), ("crun", crun_fd)] {
+        if peer == "crun" && matches!(crun, Crun::No) {
+            continue;
+        }
+        if let Some(path) = setup.peer(peer) {
+            let name = if fd.is_some() {
+                format!("{peer} †")
+            } else {
+                peer.to_string()
+            };
+            contenders.push(Contender::lifecycle(&setup, &name, &path, &[], fd));
+        }
+    }
     for (peer, binary) in [("bubblewrap", "bwrap"), ("runc", "runc"), ("crun", "crun")] {
         if setup.peer(binary).is_none() {
             notes.push(format!("{peer} is not installed: not measured"));

@@ -3,7 +3,6 @@
 //! [SIG]`, `delete`, `spec`, and the global flags they put before (or
 //! after) the command.
 
-
 /// The global flags of runc's command line.
 #[derive(Debug, Default)]
 pub struct Globals {

@@ -27,6 +27,9 @@ pub struct Contender {
     pub floor: bool,
     /// A mount namespace to enter before exec (crun on a hybrid host).
     mount_ns: Option<RawFd>,
+    /// Commands run after the first, with the same ID, all in the time
+    /// (OCI create, then start, then delete).
+    then: Vec<Vec<OsString>>,
 }
 
 /// What a contender's runs gave.
@@ -70,6 +73,7 @@ impl Contender {
             netns,
             floor: false,
             mount_ns: None,
+            then: Vec::new(),
         }
     }
 
@@ -175,14 +179,62 @@ impl Contender {
         Some(c)
     }
 
-    /// The command for one run, started the same way for every contender
-    /// (fork, then exec: `pre_exec` rules out posix_spawn), so that what
-    /// the harness costs is the same for all and cancels in differences.
+    /// An OCI runtime's `create`, `start` and `delete -f` of the bundle
+    /// running /bin/true, timed together (the figure crun and youki
+    /// publish); `global` flags go before each command.
+    pub fn lifecycle(
+        s: &Setup,
+        name: &str,
+        program: &Path,
+        global: &[OsString],
+        mount_ns: Option<RawFd>,
+    ) -> Self {
+        let step = |words: &[&str]| -> Vec<OsString> {
+            let mut v = global.to_vec();
+            v.extend(words.iter().map(OsString::from));
+            v
+        };
+        let mut args = step(&["create", "--bundle"]);
+        args.push(s.bundle_true.clone().into());
+        args.push("ID".into());
+        let shown = format!(
+            "{} create --bundle B ID; start ID; delete -f ID",
+            program.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let mut c = Contender::new(
+            &format!("{name} create+start+delete"),
+            &shown,
+            program,
+            args,
+            true,
+        );
+        c.mount_ns = mount_ns;
+        c.then = vec![step(&["start", "ID"]), step(&["delete", "-f", "ID"])];
+        c
+    }
+
+    /// The commands of one run (one, or an OCI lifecycle's three), each
+    /// started the same way for every contender (fork, then exec:
+    /// `pre_exec` rules out posix_spawn), so that what the harness costs
+    /// is the same for all and cancels in differences.
+    pub fn commands(&self) -> Vec<Command> {
+        let id = super::container_id();
+        std::iter::once(&self.args)
+            .chain(&self.then)
+            .map(|args| self.command_with(args, &id))
+            .collect()
+    }
+
+    /// The first command (for probes and single runs).
     pub fn command(&self) -> Command {
+        self.command_with(&self.args, &super::container_id())
+    }
+
+    fn command_with(&self, args: &[OsString], id: &str) -> Command {
         let mut cmd = Command::new(&self.program);
-        for a in &self.args {
+        for a in args {
             if a == "ID" {
-                cmd.arg(super::container_id());
+                cmd.arg(id);
             } else {
                 cmd.arg(a);
             }
@@ -205,20 +257,22 @@ impl Contender {
 
     /// One run with its output kept: None if it succeeded, else why not.
     pub fn probe(&self) -> Option<String> {
-        let child = self.command().stderr(Stdio::piped()).spawn();
-        let out = match child.and_then(|c| {
-            super::launched(c.id());
-            c.wait_with_output()
-        }) {
-            Ok(out) => out,
-            Err(e) => return Some(format!("cannot start: {e}")),
-        };
-        if out.status.success() {
-            return None;
+        for mut cmd in self.commands() {
+            let child = cmd.stderr(Stdio::piped()).spawn();
+            let out = match child.and_then(|c| {
+                super::launched(c.id());
+                c.wait_with_output()
+            }) {
+                Ok(out) => out,
+                Err(e) => return Some(format!("cannot start: {e}")),
+            };
+            if !out.status.success() {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                return Some(format!("{}: {}", out.status, line.trim()));
+            }
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        Some(format!("{}: {}", out.status, line.trim()))
+        None
     }
 }
 
@@ -240,7 +294,7 @@ pub fn measure(contenders: &[Contender], rounds: u32, warmup: u32) -> Vec<Measur
     for round in 0..warmup + rounds {
         rng.shuffle(&mut order);
         for &i in &order {
-            let run = time_once(&mut contenders[i].command());
+            let run = time_all(&mut contenders[i].commands());
             super::reap_orphans();
             if round < warmup {
                 continue;
@@ -267,6 +321,18 @@ pub fn measure(contenders: &[Contender], rounds: u32, warmup: u32) -> Vec<Measur
         }
     }
     measured
+}
+
+/// `cmds` one after the other, each to succeed: the milliseconds of all,
+/// and the largest ru_maxrss.
+fn time_all(cmds: &mut [Command]) -> Result<(f64, u64), String> {
+    let (mut ms, mut rss) = (0.0, 0);
+    for cmd in cmds {
+        let (m, r) = time_once(cmd)?;
+        ms += m;
+        rss = rss.max(r);
+    }
+    Ok((ms, rss))
 }
 
 /// Milliseconds from fork to reaped exit, and the run's ru_maxrss in KiB.
