@@ -196,7 +196,7 @@ pub fn main(args: Args) -> crate::Result {
             } else {
                 peer.to_string()
             };
-            contenders.push(Contender::lifecycle(&setup, &name, &path, &[], fd));
+            contenders.push(Contender::lifecycle(&setup, &name, path, &[], fd));
         }
     }
     for (peer, binary) in [("bubblewrap", "bwrap"), ("runc", "runc"), ("crun", "crun")] {
