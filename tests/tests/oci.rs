@@ -658,3 +658,80 @@ fn husk_and_runc_agree_on_one_bundle() {
     assert_eq!(seen[0].1, seen[1].1, "husk and runc differ");
     before.check(&scratch.0.join("husk-root"), &[]);
 }
+
+/// `create` killed with SIGKILL half-way (here while its prestart hook
+/// runs, the container set up and waiting): the next husk command ends
+/// the container and removes its cgroups and its entry, as for a killed
+/// `run`. And one that failed (its hook exited 1) left nothing at all.
+#[test]
+fn a_killed_or_failed_create_leaves_nothing() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("killed-create");
+    let store = scratch.0.join("store");
+    let bundle = scratch.0.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    let config = |hook: &str| {
+        format!(
+            r#"{{"ociVersion":"1.2.0","root":{{"path":"{}"}},"process":{{"args":["/bin/sleep","600"],"cwd":"/"}},
+            "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"mount"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"network"}}],
+            "cgroupsPath":"/husk-oci-test/killed","resources":{{"pids":{{"limit":50}}}}}},
+            "hooks":{{"prestart":[{{"path":"/bin/sh","args":["sh","-c","{hook}"]}}]}}}}"#,
+            env.rootfs.display()
+        )
+    };
+    let runtime = |args: &[&str]| {
+        let mut c = Command::new(&env.runner);
+        c.arg("--root").arg(&store).args(args);
+        c
+    };
+    let before = Before::take();
+
+    fs::write(bundle.join("config.json"), config("exit 1")).unwrap();
+    let out = run(
+        runtime(&["create", "--bundle", bundle.to_str().unwrap(), "failed"])
+            .arg("--pid-file")
+            .arg(scratch.0.join("pid")),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status != 0 && out.stderr.contains("prestart hook"),
+        "{out}"
+    );
+    before.check(&store, &[]);
+
+    // The hook tells when the container waits, then sleeps.
+    let ready = scratch.0.join("ready");
+    fs::write(
+        bundle.join("config.json"),
+        config(&format!("touch {}; exec sleep 3597", ready.display())),
+    )
+    .unwrap();
+    let mut create = runtime(&["create", "--bundle", bundle.to_str().unwrap(), "killed"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the prestart hook runs", || ready.exists());
+    let entry: String = fs::read_to_string(store.join("killed/state.json")).unwrap();
+    let pid1 = runner::json::parse(&entry)
+        .unwrap()
+        .get("pid")
+        .and_then(|p| p.as_i64())
+        .unwrap();
+    assert!(pid1 > 0 && Path::new(&format!("/proc/{pid1}")).exists());
+    create.kill().unwrap();
+    create.wait().unwrap();
+    // The hook outlives it (as with runc): the caller's program, not ours.
+    let _ = Command::new("pkill")
+        .args(["-x", "-f", "sleep 3597"])
+        .status();
+    // Any husk command sweeps what nobody looks after.
+    let out = run(&mut runtime(&["ps", "-a"]), Duration::from_secs(30));
+    assert_eq!(out.status, 0, "{out}");
+    eventually("PID 1 ended", || {
+        fs::read_to_string(format!("/proc/{pid1}/stat")).map_or(true, |s| s.contains(") Z"))
+    });
+    before.check(&store, &[]);
+}
