@@ -82,7 +82,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         Op::SetNs { .. } => &["fcntl", "setns"],
         Op::AttachRoot { .. } => &["fcntl", "move_mount", "mount (propagation)"],
         Op::AttachMount { .. } => &[OPEN, "move_mount", "mount (propagation)"],
-        Op::AwaitStart { .. } => &["fcntl", "read the exec fifo"],
+        Op::AwaitStart { .. } => &["access the command", "fcntl", "read the exec fifo"],
         Op::Sysctl { .. } => &[OPEN, "open", "fstatfs (is it procfs?)", "write"],
         Op::Mount { .. } => &[OPEN, "mount"],
         Op::Mkdir { .. } => &[OPEN, "mkdirat"],
@@ -140,6 +140,15 @@ pub fn failure(what: &Process<'_>, plan: &Plan, report: Report) -> Error {
             Error::new("shim: refused a malformed plan (runner and shim from different builds?)")
         }
         step if step as usize == plan.exec_step => exec_error(what, report),
+        // AwaitStart's check of the command, made for the exec.
+        step if report.sub == 0
+            && matches!(
+                crate::plan::decode(&plan.bytes).get(step as usize),
+                Some(Op::AwaitStart { .. })
+            ) =>
+        {
+            exec_error(what, report)
+        }
         step => {
             let ops = crate::plan::decode(&plan.bytes);
             let Some(op) = ops.get(step as usize) else {
@@ -173,6 +182,11 @@ fn exec_error(what: &Process<'_>, report: Report) -> Error {
         .first()
         .map(|a| a.to_string_lossy())
         .unwrap_or_default();
+    // The texts are the ones podman maps to 126 and 127, as runc's are.
+    if errno == libc::EACCES {
+        return Error::new(format!("exec {cmd}: permission denied (EACCES)"))
+            .with_status(NOT_EXECUTABLE);
+    }
     if errno != libc::ENOENT {
         return Error::new(format!("exec {cmd}: {}", describe_errno(errno)))
             .with_status(NOT_EXECUTABLE);
@@ -194,9 +208,12 @@ fn exec_error(what: &Process<'_>, report: Report) -> Error {
         .with_status(NOT_FOUND);
     }
     if cmd.contains('/') {
-        Error::new(format!("exec {cmd}: {}", describe_errno(errno))).with_status(NOT_FOUND)
+        Error::new(format!("exec {cmd}: no such file or directory (ENOENT)")).with_status(NOT_FOUND)
     } else {
-        Error::new(format!("exec {cmd}: not found in the container's PATH")).with_status(NOT_FOUND)
+        Error::new(format!(
+            "exec {cmd}: executable file not found in the container's PATH"
+        ))
+        .with_status(NOT_FOUND)
     }
 }
 

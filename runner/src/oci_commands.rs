@@ -228,7 +228,7 @@ pub fn log_error(g: &Globals, message: &str) {
         ])
         .to_json()
     } else {
-        format!("time=\"{time}\" level=error msg=\"{message}\"")
+        format!("{time} error: {message}")
     };
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .append(true)

@@ -198,10 +198,12 @@ pub fn parse(
     } else {
         spec::check_hostname(&hostname).map_err(|e| e.prefixed("config.json: "))?
     };
-    if !empty(v.get("hostname")) && !namespaces.is_new(Kind::Uts) {
+    if !empty(v.get("hostname"))
+        && matches!(namespaces.mode(Kind::Uts), runner::namespaces::Mode::Host)
+    {
         return Err(bad(
             "hostname",
-            "needs a UTS namespace of the container's own",
+            "would change the host's: needs a UTS namespace",
         ));
     }
 

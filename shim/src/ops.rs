@@ -276,8 +276,17 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             }
             Ok(())
         }
-        Op::AwaitStart { fd } => {
-            let fifo = adopt(fd).at(0)?;
+        Op::AwaitStart { fd, candidates } => {
+            if !candidates
+                .iter()
+                .any(|c| fs::access(c, fs::Access::EXEC_OK).is_ok())
+            {
+                let exists = candidates
+                    .iter()
+                    .any(|c| fs::access(c, fs::Access::EXISTS).is_ok());
+                return Err(if exists { Errno::ACCESS } else { Errno::NOENT }).at(0);
+            }
+            let fifo = adopt(fd).at(1)?;
             // SAFETY: fd 4 is the shim's and nothing borrows it here; a
             // failure after this has nobody to tell but the exit status.
             unsafe { rustix::io::close(shim::report::REPORT_FD) };
@@ -286,8 +295,8 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
                 match rustix::io::read(&fifo, &mut byte) {
                     Ok(1) => return Ok(()),
                     Err(Errno::INTR) => {}
-                    Ok(_) => return Err(Errno::PIPE).at(1),
-                    Err(e) => return Err(e).at(1),
+                    Ok(_) => return Err(Errno::PIPE).at(2),
+                    Err(e) => return Err(e).at(2),
                 }
             }
         }

@@ -312,19 +312,21 @@ ops! { 'a;
     /// the container's mount namespace, the target never through a
     /// symlink.
     27 => AttachMount { fd: u32, target: &'a CStr, propagation: u32 },
-    /// Close the report (the runner's `create` learns that the setup
-    /// succeeded and exits), then wait for one byte on `fd` (the entry's
-    /// exec fifo, written by `start`), and close it: an OCI container
-    /// waits here between `create` and `start`.
-    28 => AwaitStart { fd: u32 },
+    /// Check that one of `candidates` (Exec's) can be exec'd, close the
+    /// report (the runner's `create` learns that the setup succeeded and
+    /// exits), then wait for one byte on `fd` (the entry's exec fifo,
+    /// written by `start`), and close it: an OCI container waits here
+    /// between `create` and `start`. A command that is not there is
+    /// `create`'s error, as with runc, not a silent exit after `start`.
+    28 => AwaitStart { fd: u32, candidates: Strs<'a> },
     /// Write `value` to `path` (proc/sys/...) in the root, opened beneath
     /// it without following symlinks and checked to be on a procfs (the
     /// one just mounted in the container's namespaces): a namespaced
     /// sysctl of an OCI config.
-    30 => Sysctl { path: &'a CStr, value: &'a CStr },
+    29 => Sysctl { path: &'a CStr, value: &'a CStr },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    29 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    30 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.

@@ -29,18 +29,26 @@ pub fn not_executable_is_126(env: &Env) -> R {
     one_error_line(
         &env.run(&[], &["/etc/passwd"]),
         126,
-        "exec /etc/passwd: EACCES (Permission denied)",
+        "exec /etc/passwd: permission denied (EACCES)",
     )?;
-    one_error_line(&env.run(&[], &["/tmp"]), 126, "exec /tmp: EACCES")
+    one_error_line(
+        &env.run(&[], &["/tmp"]),
+        126,
+        "exec /tmp: permission denied",
+    )
 }
 
 pub fn not_found_is_127(env: &Env) -> R {
     one_error_line(
         &env.run(&[], &["no-such-command"]),
         127,
-        "exec no-such-command: not found in the container's PATH",
+        "exec no-such-command: executable file not found in the container's PATH",
     )?;
-    one_error_line(&env.run(&[], &["/no/such"]), 127, "exec /no/such: ENOENT")?;
+    one_error_line(
+        &env.run(&[], &["/no/such"]),
+        127,
+        "exec /no/such: no such file or directory",
+    )?;
     one_error_line(
         &env.run(&["-e", "PATH=/usr/bin"], &["sh"]),
         127,

@@ -219,7 +219,7 @@ pub fn exec_joins_everything_and_returns_the_status(env: &Env) -> R {
     one_error_line(
         &env.husk(&["exec", &d.id, "--", "no-such-command"]),
         127,
-        "exec no-such-command: not found in the container's PATH",
+        "exec no-such-command: executable file not found in the container's PATH",
     )?;
     one_error_line(
         &env.husk(&["exec", "no-such-container", "--", "true"]),

@@ -205,8 +205,12 @@ pub fn build(
             optional: false,
         });
     }
-    // In the host's UTS namespace, or one joined, the name is not ours.
-    if spec.namespaces.is_new(Kind::Uts) {
+    // Never in the host's UTS namespace; in one joined by path (an OCI
+    // caller's, made for the container), as runc does.
+    if !matches!(
+        spec.namespaces.mode(Kind::Uts),
+        crate::namespaces::Mode::Host
+    ) {
         p.push(Op::Hostname {
             name: &spec.hostname,
         });
@@ -259,14 +263,17 @@ pub fn build(
         });
     }
 
+    let mut storage: [Vec<u8>; 4] = Default::default();
     if let Some(fd) = spec.await_start {
         // Last before the exec: everything that can fail is reported to
         // `create`.
         let fd = p.pass(fd);
-        p.push(Op::AwaitStart { fd });
+        p.push(Op::AwaitStart {
+            fd,
+            candidates: Encoder::strs(&mut storage[3], &spec.candidates),
+        });
     }
-    let mut storage: [Vec<u8>; 3] = Default::default();
-    let [a, b, c] = &mut storage;
+    let [a, b, c, _] = &mut storage;
     p.push(Op::Exec {
         candidates: Encoder::strs(a, &spec.candidates),
         argv: Encoder::strs(b, &spec.argv),
