@@ -82,7 +82,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         Op::SetNs { .. } => &["fcntl", "setns"],
         Op::AttachRoot { .. } => &["fcntl", "move_mount", "mount (propagation)"],
         Op::AttachMount { .. } => &[OPEN, "move_mount", "mount (propagation)"],
-        Op::AwaitStart { .. } => &["access the command", "fcntl", "read the exec fifo"],
+        Op::AwaitStart { .. } => &["fcntl", "read the exec fifo"],
         Op::Sysctl { .. } => &[OPEN, "open", "fstatfs (is it procfs?)", "write"],
         Op::Mount { .. } => &[OPEN, "mount"],
         Op::Mkdir { .. } => &[OPEN, "mkdirat"],
@@ -140,15 +140,6 @@ pub fn failure(what: &Process<'_>, plan: &Plan, report: Report) -> Error {
             Error::new("shim: refused a malformed plan (runner and shim from different builds?)")
         }
         step if step as usize == plan.exec_step => exec_error(what, report),
-        // AwaitStart's check of the command, made for the exec.
-        step if report.sub == 0
-            && matches!(
-                crate::plan::decode(&plan.bytes).get(step as usize),
-                Some(Op::AwaitStart { .. })
-            ) =>
-        {
-            exec_error(what, report)
-        }
         step => {
             let ops = crate::plan::decode(&plan.bytes);
             let Some(op) = ops.get(step as usize) else {

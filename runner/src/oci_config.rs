@@ -118,22 +118,13 @@ pub fn parse(
     host: &Host,
     shim: runner::shim::Source,
 ) -> Result<Config> {
-    only(
-        v,
-        "",
-        &[
-            "ociVersion",
-            "root",
-            "process",
-            "hostname",
-            "mounts",
-            "linux",
-            "annotations",
-            "domainname",
-            "hooks",
-        ],
-    )
-    .map_err(|e| Error::new(e.message.replace(": .", ": ")))?;
+    // The spec's other platforms are refused; a property the spec does
+    // not define is ignored, as the spec requires of a runtime.
+    for k in ["solaris", "windows", "vm", "zos"] {
+        if !empty(v.get(k)) {
+            return Err(unsupported(k));
+        }
+    }
     let version = v.get("ociVersion").and_then(Value::as_str).unwrap_or("");
     if !version.starts_with("1.") {
         return Err(bad("ociVersion", format!("{version:?}: expected 1.x")));

@@ -69,7 +69,15 @@ extern "C" fn entry() -> ! {
     };
     // Nothing more to do if the runner is gone: it would be the only reader.
     let _ = io::write(report_fd, &failure.to_bytes());
-    arch::exit_group(FAILED)
+    // After AwaitStart only the exec can fail, and only the status tells:
+    // a shell's 127 and 126, which callers map as runc's.
+    let status = match failure.errno as i32 {
+        _ if !ops::REPORT_CLOSED.load(core::sync::atomic::Ordering::Relaxed) => FAILED,
+        e if e == Errno::NOENT.raw_os_error() => 127,
+        e if e == Errno::ACCESS.raw_os_error() || e == Errno::NOEXEC.raw_os_error() => 126,
+        _ => FAILED,
+    };
+    arch::exit_group(status)
 }
 
 fn run(plan_fd: BorrowedFd<'_>, report_fd: BorrowedFd<'_>) -> Result<(), Report> {

@@ -55,6 +55,10 @@ fn adopt(fd: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
+/// Set once AwaitStart closed the report: a failure after it is told by
+/// the exit status alone (main.rs).
+pub static REPORT_CLOSED: AtomicBool = AtomicBool::new(false);
+
 pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
     match *op {
         // SAFETY: the shim is single-threaded; no fd table is shared.
@@ -276,27 +280,19 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             }
             Ok(())
         }
-        Op::AwaitStart { fd, candidates } => {
-            if !candidates
-                .iter()
-                .any(|c| fs::access(c, fs::Access::EXEC_OK).is_ok())
-            {
-                let exists = candidates
-                    .iter()
-                    .any(|c| fs::access(c, fs::Access::EXISTS).is_ok());
-                return Err(if exists { Errno::ACCESS } else { Errno::NOENT }).at(0);
-            }
-            let fifo = adopt(fd).at(1)?;
+        Op::AwaitStart { fd } => {
+            let fifo = adopt(fd).at(0)?;
             // SAFETY: fd 4 is the shim's and nothing borrows it here; a
             // failure after this has nobody to tell but the exit status.
             unsafe { rustix::io::close(shim::report::REPORT_FD) };
+            REPORT_CLOSED.store(true, Ordering::Relaxed);
             let mut byte = [0u8; 1];
             loop {
                 match rustix::io::read(&fifo, &mut byte) {
                     Ok(1) => return Ok(()),
                     Err(Errno::INTR) => {}
-                    Ok(_) => return Err(Errno::PIPE).at(2),
-                    Err(e) => return Err(e).at(2),
+                    Ok(_) => return Err(Errno::PIPE).at(1),
+                    Err(e) => return Err(e).at(1),
                 }
             }
         }

@@ -312,13 +312,13 @@ ops! { 'a;
     /// the container's mount namespace, the target never through a
     /// symlink.
     27 => AttachMount { fd: u32, target: &'a CStr, propagation: u32 },
-    /// Check that one of `candidates` (Exec's) can be exec'd, close the
-    /// report (the runner's `create` learns that the setup succeeded and
-    /// exits), then wait for one byte on `fd` (the entry's exec fifo,
-    /// written by `start`), and close it: an OCI container waits here
-    /// between `create` and `start`. A command that is not there is
-    /// `create`'s error, as with runc, not a silent exit after `start`.
-    28 => AwaitStart { fd: u32, candidates: Strs<'a> },
+    /// Close the report (the runner's `create` learns that the setup
+    /// succeeded and exits), then wait for one byte on `fd` (the entry's
+    /// exec fifo, written by `start`), and close it: an OCI container
+    /// waits here between `create` and `start`. An exec that fails after
+    /// it has nobody to tell: the shim exits 127 (not found) or 126, as a
+    /// shell would, for the caller to see.
+    28 => AwaitStart { fd: u32 },
     /// Write `value` to `path` (proc/sys/...) in the root, opened beneath
     /// it without following symlinks and checked to be on a procfs (the
     /// one just mounted in the container's namespaces): a namespaced
