@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::RawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -258,18 +259,34 @@ impl Contender {
     /// One run with its output kept: None if it succeeded, else why not.
     pub fn probe(&self) -> Option<String> {
         for mut cmd in self.commands() {
-            let child = cmd.stderr(Stdio::piped()).spawn();
-            let out = match child.and_then(|c| {
-                super::launched(c.id());
-                c.wait_with_output()
-            }) {
-                Ok(out) => out,
+            // Its stderr into an unnamed file, not a pipe: an OCI
+            // `create` leaves the container holding the stdio it was
+            // given, and a pipe would not end before the container does.
+            let err = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_TMPFILE)
+                .open(std::env::temp_dir());
+            let mut err = match err {
+                Ok(f) => f,
+                Err(e) => return Some(format!("a file for stderr: {e}")),
+            };
+            let status = match err
+                .try_clone()
+                .and_then(|e| cmd.stderr(e).spawn())
+                .and_then(|mut c| {
+                    super::launched(c.id());
+                    c.wait()
+                }) {
+                Ok(s) => s,
                 Err(e) => return Some(format!("cannot start: {e}")),
             };
-            if !out.status.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr);
+            if !status.success() {
+                use std::io::{Read, Seek};
+                let mut stderr = String::new();
+                let _ = err.rewind().and_then(|()| err.read_to_string(&mut stderr));
                 let line = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-                return Some(format!("{}: {}", out.status, line.trim()));
+                return Some(format!("{status}: {}", line.trim()));
             }
         }
         None
