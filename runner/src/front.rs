@@ -206,14 +206,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     let fail_at_step = std::env::var("HUSK_FAIL_AT_STEP")
         .ok()
         .and_then(|s| s.parse().ok());
-    let (masked, read_only_paths) = if args.privileged {
-        (Vec::new(), Vec::new())
-    } else {
-        (
-            spec::root_paths("masked path", &spec::MASKED)?,
-            spec::root_paths("read-only path", &spec::READ_ONLY)?,
-        )
-    };
+    let (masked, read_only_paths) = spec::docker_masks(args.privileged)?;
     let spec = Spec {
         id,
         root,
@@ -620,18 +613,7 @@ mod tests {
     use super::*;
 
     fn host() -> Host {
-        Host {
-            online_cpus: vec![0, 1].into(),
-            is_root: true,
-            own_exe: None.into(),
-            root: Root::Pivot,
-            env: |k| (k == "TERM").then(|| "xterm".to_string()),
-            on_terminal: false,
-            caps: caps::Available {
-                known: (1 << 41) - 1,
-                held: (1 << 41) - 1,
-            },
-        }
+        Host::for_tests()
     }
 
     fn args(f: impl FnOnce(&mut Args)) -> Args {

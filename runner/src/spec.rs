@@ -56,6 +56,18 @@ pub const READ_ONLY: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
+/// Docker's masked and read-only paths as the plan takes them; none for a
+/// privileged container.
+pub fn docker_masks(privileged: bool) -> Result<(Vec<CString>, Vec<CString>)> {
+    if privileged {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    Ok((
+        root_paths("masked path", &MASKED)?,
+        root_paths("read-only path", &READ_ONLY)?,
+    ))
+}
+
 /// Absolute container paths as the plan takes them: relative to the
 /// root, clean, never `..` (mounts.rs).
 pub fn root_paths<S: AsRef<str>>(what: &str, paths: &[S]) -> Result<Vec<CString>> {

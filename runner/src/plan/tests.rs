@@ -12,6 +12,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
     if !new_net {
         namespaces.host(Kind::Net).unwrap();
     }
+    let masks = crate::spec::docker_masks(privileged).unwrap();
     Spec {
         id: "box".into(),
         root: RootSource::Dir(Rootfs::open("/tmp").unwrap()),
@@ -44,16 +45,8 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         pivot: true,
         parent_death_signal: true,
         init: false,
-        masked: if privileged {
-            Vec::new()
-        } else {
-            crate::spec::root_paths("", &crate::spec::MASKED).unwrap()
-        },
-        read_only_paths: if privileged {
-            Vec::new()
-        } else {
-            crate::spec::root_paths("", &crate::spec::READ_ONLY).unwrap()
-        },
+        masked: masks.0,
+        read_only_paths: masks.1,
         seccomp_filter: None,
         cgroup_name: None,
         sysctls: Vec::new(),
