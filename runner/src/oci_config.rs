@@ -99,16 +99,20 @@ pub fn read(bundle: &Path, id: &str, host: &Host) -> Result<Config> {
     parse(&v, bundle, id, host, shim)
 }
 
+/// Opened once: the size checked and the text read on the same fd.
 fn read_bounded(path: &Path) -> Result<String> {
+    use std::io::Read;
     let err = |e| Error::os(format_args!("read {}", path.display()), &e);
-    let meta = std::fs::metadata(path).map_err(err)?;
-    if meta.len() > MAX_CONFIG {
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    if f.metadata().map_err(err)?.len() > MAX_CONFIG {
         return Err(Error::new(format!(
             "{}: bigger than {MAX_CONFIG} bytes",
             path.display()
         )));
     }
-    std::fs::read_to_string(path).map_err(err)
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(err)?;
+    Ok(text)
 }
 
 pub fn parse(
