@@ -14,6 +14,7 @@ const PACKAGES: &[(&str, &str)] = &[
         "golang-go",
         "builds the OCI conformance suite (tests/conformance)",
     ),
+    ("make", "drives the conformance suite's build"),
     (
         "containerd",
         "drives husk as its runc in tests/tests/oci.rs",
