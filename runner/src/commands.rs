@@ -280,8 +280,6 @@ pub fn exec(a: cli::Exec) -> Result<i32> {
     let Some((id, argv)) = a.args.split_first() else {
         return Err(Error::new("no container given: runner exec ID -- COMMAND"));
     };
-    // argh keeps the -- that follows the ID.
-    let argv = argv.strip_prefix(&["--".to_string()][..]).unwrap_or(argv);
     if argv.is_empty() {
         return Err(Error::new(
             "no command given: put it after --, e.g. runner exec ID -- /bin/sh",

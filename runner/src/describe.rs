@@ -17,6 +17,8 @@ use crate::error::{describe_errno, Error, NOT_EXECUTABLE, NOT_FOUND};
 use crate::plan::Plan;
 use crate::rootfs::Rootfs;
 
+const PROPAGATION: u32 = ms::SHARED | ms::SLAVE | ms::PRIVATE | ms::UNBINDABLE;
+
 /// "mount proc on /proc", "mask /proc/kcore", ...
 pub fn op(op: &Op<'_>) -> String {
     fn s(c: &CStr) -> std::borrow::Cow<'_, str> {
@@ -28,6 +30,9 @@ pub fn op(op: &Op<'_>) -> String {
         Op::Propagation { .. } => "change the propagation of /".into(),
         Op::AttachRoot { .. } => "attach the rootfs".into(),
         Op::AttachMount { target, .. } => format!("attach a volume on /{}", s(target)),
+        Op::Mount { target, flags, .. } if flags & PROPAGATION != 0 => {
+            format!("change the propagation of /{}", s(target))
+        }
         Op::Mount { target, flags, .. } if flags & ms::REMOUNT != 0 => {
             format!("remount /{}", s(target))
         }
@@ -48,7 +53,11 @@ pub fn op(op: &Op<'_>) -> String {
         Op::RemountBind { path, set, .. } if set & ms::NODEV != 0 => {
             format!("make /{} nodev", s(path))
         }
+        Op::RemountBind { path, clear, .. } if clear & ms::NODEV != 0 => {
+            format!("let the device /{} open", s(path))
+        }
         Op::RemountBind { path, .. } => format!("remount /{}", s(path)),
+        Op::Mknod { path, .. } => format!("make the device /{}", s(path)),
         Op::Hostname { name } => format!("sethostname {}", s(name)),
         Op::LoopbackUp => "bring up lo".into(),
         Op::PivotRoot => "pivot_root into the rootfs".into(),
@@ -97,6 +106,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
             "bind /dev/null",
         ],
         Op::RemountBind { .. } => &[OPEN, "bind onto itself", OPEN, "fstatvfs", "remount"],
+        Op::Mknod { .. } => &[OPEN, "mknodat", "fchownat"],
         Op::LoopbackUp => &["socket", "ioctl SIOCSIFFLAGS"],
         Op::PivotRoot => &["fchdir", "pivot_root", "umount2 the old root", "chdir /"],
         Op::ChrootRoot => &["fchdir", "chroot", "chdir /"],
@@ -218,6 +228,7 @@ mod tests {
             path: c"proc/sys",
             bind: true,
             set: ms::RDONLY | ms::NOSUID,
+            clear: 0,
             optional: true,
         };
         assert_eq!(self::op(&op), "make /proc/sys read-only");

@@ -211,6 +211,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         id,
         root,
         mounts,
+        devices: Vec::new(),
         read_only: args.read_only,
         image: args.image.clone(),
         user,

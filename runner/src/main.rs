@@ -10,6 +10,7 @@ mod front;
 mod image_commands;
 mod oci_commands;
 mod oci_config;
+mod oci_mounts;
 
 use cli::Command;
 use runner::error::{Error, Result};

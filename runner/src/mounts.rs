@@ -17,6 +17,9 @@ pub enum Mount {
         target: CString,
         flags: u32,
         data: CString,
+        /// Given once mounted (an OCI mount's propagation option); 0 for
+        /// none.
+        propagation: u32,
     },
 }
 
@@ -28,8 +31,17 @@ pub struct Volume {
     /// `ms::RDONLY`, `NOSUID`, `NODEV`, `NOEXEC`: set on every mount of
     /// the volume's tree.
     pub flags: u32,
-    /// `ms::PRIVATE` or `ms::SLAVE`, with `ms::REC` unless asked otherwise.
+    /// `ms::PRIVATE`, `ms::SLAVE` or `ms::UNBINDABLE`, with `ms::REC`
+    /// unless asked otherwise: given as the tree is attached.
     pub propagation: u32,
+    /// `ms::SHARED` (with `ms::REC`, or not), given after that, or 0. The
+    /// tree is a clone of the host's mounts, in their peer groups: made
+    /// slave first, as runc's bind of a mount under its slave root is, it
+    /// gets a peer group of its own that the host's mounts propagate into
+    /// and nothing propagates out of.
+    pub share: u32,
+    /// The whole tree below the source (rbind), or its top mount alone.
+    pub recursive: bool,
 }
 
 impl Mount {
@@ -97,6 +109,8 @@ pub fn volume(arg: &str) -> Result<Mount> {
         target,
         flags,
         propagation,
+        share: 0,
+        recursive: true,
     }))
 }
 
@@ -140,6 +154,7 @@ pub fn tmpfs(arg: &str) -> Result<Mount> {
         target,
         flags,
         data: CString::new(data.join(",")).map_err(|_| bad("contains a NUL byte"))?,
+        propagation: 0,
     })
 }
 
@@ -216,6 +231,7 @@ mod tests {
             target,
             flags,
             data,
+            ..
         } = tmpfs("/run/x:size=64k,mode=1777,exec").unwrap()
         else {
             panic!()

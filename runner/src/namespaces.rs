@@ -54,12 +54,10 @@ impl Kind {
         }
     }
 
-    /// Joining is done by the shim with setns, which for these takes
-    /// effect at once; a PID namespace joined that way would only hold the
-    /// shim's children, and the mount and cgroup ones are the container's
-    /// own by design.
+    /// The cgroup namespace is the container's own by design: the shim
+    /// makes it once it sits in the container's cgroup.
     fn joinable(self) -> bool {
-        matches!(self, Kind::Net | Kind::Ipc | Kind::Uts)
+        self != Kind::Cgroup
     }
 }
 
@@ -94,9 +92,13 @@ impl Namespaces {
             .unwrap_or(&Mode::New)
     }
 
-    /// Sets `kind` to the host's.
+    /// Sets `kind` to the host's. Never the mount namespace: the
+    /// container's mounts would be made in the host's. The host's PID
+    /// namespace is an OCI caller's to ask for (`--pid=host`): in it the
+    /// shim is not PID 1, and nothing ends the container's processes with
+    /// it (`oci::kill` signals the cgroup's).
     pub fn host(&mut self, kind: Kind) -> Result<()> {
-        if matches!(kind, Kind::Mount | Kind::Pid | Kind::Cgroup) {
+        if matches!(kind, Kind::Mount | Kind::Cgroup) {
             return Err(Error::new(format!(
                 "the {} namespace cannot be the host's: a container needs its own",
                 kind.name()
@@ -158,12 +160,23 @@ impl Namespaces {
             .fold(0, |flags, (k, _)| flags | k.clone_flag())
     }
 
-    /// The namespaces to join, in order.
+    /// The namespaces the shim joins, in order: setns takes effect at once
+    /// for these. Not the PID namespace, which setns changes for the
+    /// children made afterwards only: the runner enters it before the
+    /// clone (`pid_join`).
     pub fn joins(&self) -> impl Iterator<Item = (Kind, &OwnedFd)> {
         self.table.iter().filter_map(|(k, m)| match m {
-            Mode::Join(fd) => Some((*k, fd)),
+            Mode::Join(fd) if *k != Kind::Pid => Some((*k, fd)),
             _ => None,
         })
+    }
+
+    /// The PID namespace to start the shim in, if one is joined.
+    pub fn pid_join(&self) -> Option<&OwnedFd> {
+        match self.mode(Kind::Pid) {
+            Mode::Join(fd) => Some(fd),
+            _ => None,
+        }
     }
 
     pub fn is_new(&self, kind: Kind) -> bool {
@@ -194,6 +207,10 @@ mod tests {
         assert_eq!(ns.joins().count(), 1);
         let e = ns.join(Kind::Uts, "/proc/self/ns/net").unwrap_err();
         assert!(e.message.contains("not a uts namespace"), "{e}");
-        assert!(ns.join(Kind::Pid, "/proc/self/ns/pid").is_err());
+        // PID: joined by the runner before the clone, not by the shim.
+        ns.join(Kind::Pid, "/proc/self/ns/pid").unwrap();
+        assert_eq!(ns.joins().count(), 1);
+        assert!(ns.pid_join().is_some());
+        assert!(ns.join(Kind::Cgroup, "/proc/self/ns/cgroup").is_err());
     }
 }

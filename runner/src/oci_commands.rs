@@ -19,13 +19,13 @@ fn store(g: &Globals) -> Result<Store> {
 }
 
 pub fn create(a: Simple, g: &Globals) -> Result<i32> {
-    if a.opt("--preserve-fds").is_some_and(|n| n != "0") {
+    if a.opt("preserve-fds").is_some_and(|n| n != "0") {
         return Err(Error::new("--preserve-fds: only 0 is supported"));
     }
     // Accepted: husk decides pivot_root or chroot by the host, and makes
     // no session keyring either way.
     store::check_id(&a.id)?;
-    let bundle = oci_config::bundle_dir(a.opt("--bundle"))?;
+    let bundle = oci_config::bundle_dir(a.opt("bundle").as_deref())?;
     let config = oci_config::read(&bundle, &a.id, &Host::read())?;
     let store = store(g)?;
     let opts = Options {
@@ -38,13 +38,13 @@ pub fn create(a: Simple, g: &Globals) -> Result<i32> {
         named: true,
         ..Options::default()
     };
-    if config.spec.tty != a.opt("--console-socket").is_some() {
+    if config.spec.tty != a.opt("console-socket").is_some() {
         return Err(Error::new(
             "process.terminal and --console-socket go together: a terminal's master goes to the socket",
         ));
     }
-    let pid_file = a.opt("--pid-file").map(PathBuf::from);
-    let socket = a.opt("--console-socket").map(PathBuf::from);
+    let pid_file = a.opt("pid-file").map(PathBuf::from);
+    let socket = a.opt("console-socket").map(PathBuf::from);
     oci::create(
         config.spec,
         &store,
@@ -61,7 +61,6 @@ pub fn exec(a: crate::cli::lifecycle::Exec, g: &Globals) -> Result<i32> {
     let Some((id, rest)) = a.args.split_first() else {
         return Err(Error::new("exec: no container ID given"));
     };
-    let rest = rest.strip_prefix(&["--".to_string()][..]).unwrap_or(rest);
     let host = Host::read();
     let mut oci = runner::exec::OciProcess {
         replace_env: false,
@@ -157,7 +156,7 @@ pub fn state(a: Simple, g: &Globals) -> Result<i32> {
 }
 
 pub fn delete(a: Simple, g: &Globals) -> Result<i32> {
-    oci::delete(&store(g)?, &a.id, a.has("--force"))?;
+    oci::delete(&store(g)?, &a.id, a.has("force"))?;
     Ok(0)
 }
 
@@ -167,7 +166,7 @@ pub fn kill(a: Simple, g: &Globals) -> Result<i32> {
         Some(s) => runner::signals::parse(s)
             .ok_or_else(|| Error::new(format!("{s}: not a signal (e.g. TERM, SIGKILL, 9)")))?,
     };
-    oci::kill(&store(g)?, &a.id, sig, a.has("--all"))?;
+    oci::kill(&store(g)?, &a.id, sig, a.has("all"))?;
     Ok(0)
 }
 
@@ -175,10 +174,10 @@ pub fn kill(a: Simple, g: &Globals) -> Result<i32> {
 /// with husk's defaults (Docker's capabilities, masked and read-only
 /// paths). Refuses to overwrite one.
 pub fn spec(a: Simple) -> Result<i32> {
-    if a.has("--rootless") {
+    if a.has("rootless") {
         return Err(Error::new("--rootless: rootless mode is not available yet"));
     }
-    let dir = PathBuf::from(a.opt("--bundle").unwrap_or("."));
+    let dir = PathBuf::from(a.opt("bundle").as_deref().unwrap_or("."));
     let path = dir.join("config.json");
     // Kept compact in the binary, written indented for people.
     let text = runner::json::parse(DEFAULT_CONFIG)

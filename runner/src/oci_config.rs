@@ -13,7 +13,6 @@ use std::ffi::CString;
 
 use runner::json::{self, Value};
 use runner::kernel::Missing;
-use runner::mounts::{self, Mount};
 use runner::namespaces::{Kind, Namespaces};
 use runner::rootfs::Rootfs;
 use runner::spec::{self, cstring, RootSource, Security, Spec};
@@ -35,11 +34,11 @@ pub struct Config {
     pub seccomp_profile: String,
 }
 
-fn bad(field: &str, why: impl std::fmt::Display) -> Error {
+pub(crate) fn bad(field: &str, why: impl std::fmt::Display) -> Error {
     Error::new(format!("config.json: {field}: {why}"))
 }
 
-fn unsupported(field: &str) -> Error {
+pub(crate) fn unsupported(field: &str) -> Error {
     bad(field, "not supported by husk")
 }
 
@@ -56,7 +55,7 @@ fn empty(v: Option<&Value>) -> bool {
 }
 
 /// Every key of `obj` is one of `known`, or empty.
-fn only(obj: &Value, at: &str, known: &[&str]) -> Result<()> {
+pub(crate) fn only(obj: &Value, at: &str, known: &[&str]) -> Result<()> {
     for (k, v) in obj.as_object().unwrap_or_default() {
         if !known.contains(&k.as_str()) && !empty(Some(v)) {
             return Err(unsupported(&format!("{at}.{k}")));
@@ -65,11 +64,11 @@ fn only(obj: &Value, at: &str, known: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn string<'a>(v: &'a Value, field: &str) -> Result<&'a str> {
+pub(crate) fn string<'a>(v: &'a Value, field: &str) -> Result<&'a str> {
     v.as_str().ok_or_else(|| bad(field, "expected a string"))
 }
 
-fn strings<'a>(v: Option<&'a Value>, field: &str) -> Result<Vec<&'a str>> {
+pub(crate) fn strings<'a>(v: Option<&'a Value>, field: &str) -> Result<Vec<&'a str>> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(v) => v
@@ -81,7 +80,7 @@ fn strings<'a>(v: Option<&'a Value>, field: &str) -> Result<Vec<&'a str>> {
     }
 }
 
-fn uint(v: Option<&Value>, field: &str) -> Result<Option<u64>> {
+pub(crate) fn uint(v: Option<&Value>, field: &str) -> Result<Option<u64>> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(n) => n
@@ -157,6 +156,7 @@ pub fn parse(
             "rootfsPropagation",
             "seccomp",
             "sysctl",
+            "devices",
         ],
     )?;
     let process = v
@@ -257,7 +257,8 @@ pub fn parse(
         Some((parent, name)) => (Some(parent), Some(name)),
         None => (None, None),
     };
-    let mounts = mounts(v.get("mounts"))?;
+    let mounts = crate::oci_mounts::mounts(v.get("mounts"))?;
+    let devices = crate::oci_mounts::devices(linux.get("devices"))?;
     let masked = spec::root_paths(
         "linux.maskedPaths",
         &strings(linux.get("maskedPaths"), "linux.maskedPaths")?,
@@ -285,6 +286,7 @@ pub fn parse(
         id: id.to_string(),
         root: RootSource::Dir(Rootfs::open(&root_path.display().to_string())?),
         mounts,
+        devices,
         read_only: root
             .get("readonly")
             .and_then(Value::as_bool)
@@ -786,68 +788,6 @@ fn cgroups_path(p: &str) -> Result<(String, String)> {
     }
     let (name, parent) = parts.split_last().expect("not empty");
     Ok((parent.join("/"), name.to_string()))
-}
-
-/// The config's mounts. The standard ones (proc, /dev, devpts, shm,
-/// mqueue, sysfs, cgroup at their usual places) are husk's own and made
-/// as husk makes them; binds become volumes, tmpfs elsewhere a tmpfs.
-fn mounts(v: Option<&Value>) -> Result<Vec<Mount>> {
-    const OWN: [(&str, &str); 8] = [
-        ("/proc", "proc"),
-        ("/dev", "tmpfs"),
-        ("/dev/pts", "devpts"),
-        ("/dev/shm", "tmpfs"),
-        ("/dev/mqueue", "mqueue"),
-        ("/sys", "sysfs"),
-        ("/sys/fs/cgroup", "cgroup"),
-        ("/sys/fs/cgroup", "cgroup2"),
-    ];
-    let mut out = Vec::new();
-    for m in v.and_then(Value::as_array).unwrap_or_default() {
-        only(m, "mounts[]", &["destination", "type", "source", "options"])?;
-        let dest = string(
-            m.get("destination").unwrap_or(&Value::Null),
-            "mounts.destination",
-        )?;
-        let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
-        let options = strings(m.get("options"), "mounts.options")?;
-        let bind = kind == "bind" || options.iter().any(|o| *o == "bind" || *o == "rbind");
-        let dest_clean = dest.trim_end_matches('/');
-        if !bind && OWN.contains(&(dest_clean, kind)) {
-            continue;
-        }
-        let field = format!("mounts {dest}");
-        if bind {
-            let source = string(m.get("source").unwrap_or(&Value::Null), &field)?;
-            let opts: Vec<&str> = options
-                .iter()
-                .copied()
-                .filter(|o| !matches!(*o, "bind" | "rbind"))
-                .collect();
-            let arg = format!("{source}:{dest}:{}", opts.join(","));
-            out.push(
-                mounts::volume(arg.trim_end_matches(':')).map_err(|e| bad(&field, e.message))?,
-            );
-        } else if kind == "tmpfs" {
-            // exec and suid unless the config says otherwise (husk's
-            // --tmpfs defaults are Docker's); atime options change nothing
-            // a container can do.
-            let opts: Vec<&str> = ["exec", "suid"]
-                .into_iter()
-                .chain(options.iter().copied())
-                .filter(|o| !matches!(*o, "strictatime" | "relatime" | "noatime" | "nodev"))
-                .collect();
-            let arg = format!("{dest}:{}", opts.join(","));
-            out.push(mounts::tmpfs(arg.trim_end_matches(':')).map_err(|e| bad(&field, e.message))?);
-        } else {
-            return Err(bad(
-                &field,
-                format!("type {kind:?}: not supported by husk here"),
-            ));
-        }
-    }
-    mounts::sort(&mut out);
-    Ok(out)
 }
 
 /// The bundle directory as given, made absolute.

@@ -82,7 +82,8 @@ impl Rootfs {
     /// cannot do that to a detached tree (mount_setattr, 5.12), the result
     /// lists the mounts the shim must remount itself, as paths in the
     /// tree ("" its top).
-    pub fn detach(&self, set: u32, missing: &Missing) -> Result<Detached> {
+    /// Without `recursive`, the top mount alone (a non-recursive bind).
+    pub fn detach(&self, set: u32, recursive: bool, missing: &Missing) -> Result<Detached> {
         if self.mounted {
             // Made with its flags (fsmount), and nothing is mounted below.
             let tree = self
@@ -97,7 +98,8 @@ impl Rootfs {
             });
         }
         use linux_raw_sys::general as k;
-        let flags = k::OPEN_TREE_CLONE | k::OPEN_TREE_CLOEXEC | k::AT_RECURSIVE | k::AT_EMPTY_PATH;
+        let rec = if recursive { k::AT_RECURSIVE } else { 0 };
+        let flags = k::OPEN_TREE_CLONE | k::OPEN_TREE_CLOEXEC | rec | k::AT_EMPTY_PATH;
         let tree = missing
             .try_call(Call::OpenTree, || {
                 // SAFETY: open_tree takes an fd, a C string and flags; the
@@ -129,7 +131,8 @@ impl Rootfs {
                 Some(r) => r.map_err(|e| {
                     Error::os(format_args!("mount_setattr on {}", self.path.display()), &e)
                 })?,
-                None => remount = self.mounts_below()?,
+                None if recursive => remount = self.mounts_below()?,
+                None => remount = vec![CString::default()],
             }
         }
         Ok(Detached { tree, remount, set })

@@ -166,12 +166,12 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
             &overlay
         }
     };
-    let root = rootfs.detach(nodev, &spec.missing)?;
+    let root = rootfs.detach(nodev, true, &spec.missing)?;
     let volumes = spec
         .mounts
         .iter()
         .filter_map(|m| match m {
-            Mount::Volume(v) => Some(v.source.detach(v.flags | nodev, &spec.missing)),
+            Mount::Volume(v) => Some(v.source.detach(v.flags | nodev, v.recursive, &spec.missing)),
             Mount::Tmpfs { .. } => None,
         })
         .collect::<Result<Vec<_>>>()?;
@@ -197,7 +197,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         stdio,
         passed: &plan.passed,
         parent_death_signal: spec.parent_death_signal,
-        pid_namespace: None,
+        pid_namespace: spec.namespaces.pid_join().map(|fd| fd.as_raw_fd()),
     })?;
     // The master reads EIO once the container's side is closed, which it
     // cannot be while we hold a copy.

@@ -30,8 +30,9 @@ pub struct Launch<'a> {
     pub passed: &'a [i32],
     /// SIGKILL the child when the runner dies.
     pub parent_death_signal: bool,
-    /// A running container's PID namespace, for `exec`: entered by the
-    /// runner, not by the shim. setns(CLONE_NEWPID) moves only the
+    /// A PID namespace to start the shim in (a running container's, for
+    /// `exec`; an OCI config's joined by path): entered by the
+    /// runner, not by the shim, and left again after the clone. setns(CLONE_NEWPID) moves only the
     /// children made afterwards, so whoever enters it must then fork and
     /// stay between its parent and the child; done here, that fork is the
     /// clone that starts the shim anyway, and the process exec'd is the
@@ -46,16 +47,17 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
-    if let Some(ns) = launch.pid_namespace {
-        // SAFETY: setns on an fd the caller owns; it changes only the PID
-        // namespace of the children this process makes from now on.
-        if unsafe { libc::setns(ns, libc::CLONE_NEWPID) } != 0 {
-            return Err(Error::os(
-                "setns into the container's PID namespace",
-                &std::io::Error::last_os_error(),
-            ));
+    // The runner's own PID namespace, to go back to: what it starts later
+    // (an OCI config's hooks) runs in the runtime's namespace.
+    let own = match launch.pid_namespace {
+        Some(ns) => {
+            let own = std::fs::File::open("/proc/self/ns/pid")
+                .map_err(|e| Error::os("open /proc/self/ns/pid", &e))?;
+            enter_pid_namespace(ns, "the container's")?;
+            Some(own)
         }
-    }
+        None => None,
+    };
     let argv = [c"husk-shim".as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
 
@@ -72,10 +74,14 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
             0,
         )
     };
+    let clone_error = std::io::Error::last_os_error();
+    if let (Some(own), true) = (&own, pid != 0) {
+        enter_pid_namespace(own.as_raw_fd(), "the runner's own")?;
+    }
     if pid < 0 {
         return Err(Error::os(
             "clone the shim into new namespaces",
-            &std::io::Error::last_os_error(),
+            &clone_error,
         ));
     }
     if pid == 0 {
@@ -95,6 +101,19 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
         plan: Some(plan_w.into()),
         report: Some(report_r.into()),
     })
+}
+
+/// setns(CLONE_NEWPID): only the children this process makes from now on
+/// are in `ns`.
+fn enter_pid_namespace(ns: RawFd, which: &str) -> Result<()> {
+    // SAFETY: setns on an fd the caller owns, and a plain flag.
+    if unsafe { libc::setns(ns, libc::CLONE_NEWPID) } != 0 {
+        return Err(Error::os(
+            format_args!("setns into {which} PID namespace"),
+            &std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// A close-on-exec pipe whose fds are above 4: the child moves its ends to

@@ -90,6 +90,8 @@ pub struct Spec {
     pub root: RootSource,
     /// Volumes and tmpfs, in the order they are mounted (mounts.rs).
     pub mounts: Vec<Mount>,
+    /// Device nodes made in the container (an OCI config's).
+    pub devices: Vec<Device>,
     /// `--read-only`: the root's mount read-only, once everything is
     /// mounted on it.
     pub read_only: bool,
@@ -157,6 +159,19 @@ pub struct Spec {
     pub fail_at_step: Option<usize>,
     /// Kernel calls known (or pretended, HUSK_PRETEND_ENOSYS) to be missing.
     pub missing: Missing,
+}
+
+/// A device node to make in the container.
+#[derive(Debug)]
+pub struct Device {
+    /// In the root.
+    pub path: CString,
+    /// The file type (S_IFCHR, S_IFBLK, S_IFIFO) and permissions.
+    pub mode: u32,
+    /// As the kernel encodes it in 32 bits.
+    pub dev: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// What the container may do.

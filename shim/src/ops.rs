@@ -135,6 +135,40 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
                 .map(drop)
                 .at(1)
         }
+        Op::Mknod {
+            path,
+            mode,
+            dev,
+            uid,
+            gid,
+        } => {
+            use linux_raw_sys::general::{__NR_mknodat, __NR_umask};
+            use rustix::fd::AsRawFd;
+            use rustix::process::{Gid, Uid};
+            let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
+            let name = name.as_cstr();
+            // SAFETY: plain integers and a C string that outlives the
+            // calls. The mode exactly as given: no umask, and no chmod
+            // after (it would follow a symlink swapped in meanwhile).
+            let made = unsafe {
+                let umask = arch::syscall(__NR_umask as usize, 0, 0, 0);
+                let dir = dir.as_raw_fd() as usize;
+                let made = arch::syscall4(
+                    __NR_mknodat as usize,
+                    dir,
+                    name.as_ptr() as usize,
+                    mode as usize,
+                    dev as usize,
+                );
+                arch::syscall(__NR_umask as usize, umask as usize, 0, 0);
+                made
+            };
+            if made < 0 {
+                return Err(Errno::from_raw_os_error(-made as i32)).at(1);
+            }
+            let ids = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+            fs::chownat(&dir, name, ids.0, ids.1, fs::AtFlags::SYMLINK_NOFOLLOW).at(2)
+        }
         Op::Sysctl { path, value } => {
             let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
             let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -180,6 +214,7 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             path,
             bind,
             set,
+            clear,
             optional,
         } => optional_target(optional, || {
             let root = state.root().at(0)?;
@@ -195,7 +230,8 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             // given (atime apart), and refuses to clear the locked ones:
             // keep the ones the mount has.
             let kept = fs::fstatvfs(&at).at(3)?.f_flag.bits() as u32
-                & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC);
+                & (ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC)
+                & !clear;
             let flags = MountFlags::from_bits_retain(ms::BIND | ms::REMOUNT | kept | set);
             mount::mount(c"", FdPath::new(&at).as_cstr(), c"", flags, None).at(4)
         }),

@@ -26,7 +26,7 @@ use core::ffi::CStr;
 use core::fmt;
 
 pub const MAGIC: [u8; 4] = *b"HUSK";
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 pub const HEADER_LEN: usize = 12;
 /// Bigger than any argv + envp the kernel accepts (ARG_MAX is a quarter of
 /// the stack limit, 2 MiB by default) and small enough to map without worry.
@@ -248,10 +248,10 @@ ops! { 'a;
         optional: bool,
     },
     /// Remount the mount at `path` (in the root) adding the per-mount
-    /// flags `set` to the ones it has (which a bind remount would
-    /// otherwise clear, and some of which are locked); with `bind`, first
+    /// flags `set` to the ones it has but `clear` (a bind remount would
+    /// otherwise clear them all, and some are locked); with `bind`, first
     /// bind `path` recursively onto itself, so that only it changes.
-    10 => RemountBind { path: &'a CStr, bind: bool, set: u32, optional: bool },
+    10 => RemountBind { path: &'a CStr, bind: bool, set: u32, clear: u32, optional: bool },
     /// `sethostname(name)`.
     11 => Hostname { name: &'a CStr },
     /// Bring `lo` up in the new network namespace.
@@ -324,9 +324,14 @@ ops! { 'a;
     /// one just mounted in the container's namespaces): a namespaced
     /// sysctl of an OCI config.
     29 => Sysctl { path: &'a CStr, value: &'a CStr },
+    /// `mknod(path, mode, dev)` in the root (`mode` holds the file type,
+    /// `dev` the kernel's 32-bit encoding; no umask applies), then its
+    /// owner set to `uid`:`gid`: a device node of an OCI config's
+    /// `linux.devices`.
+    30 => Mknod { path: &'a CStr, mode: u32, dev: u32, uid: u32, gid: u32 },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    30 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    31 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.
@@ -654,6 +659,7 @@ mod tests {
             path: c"",
             bind: false,
             set: 0,
+            clear: 0,
             optional: false,
         }
         .kind();

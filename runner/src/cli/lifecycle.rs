@@ -1,172 +1,310 @@
 //! The commands that act on containers after their start, as the user
 //! types them.
 
-use argh::FromArgs;
+use super::flags::{flag, Flag, Form, Given, Kind::*};
+use super::{ENV_HELP, ROOT_HELP};
 
-/// List containers: ID, name, command, status, PID, created, rootfs.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "ps")]
+const ROOT: Flag = flag("root", None, One, ROOT_HELP);
+
+/// `ps [-a] [--format table|json] [ID]`.
+#[derive(Debug)]
 pub struct Ps {
-    /// show stopped containers too (default: those running)
-    #[argh(switch, short = 'a')]
     pub all: bool,
-    /// table (default) or json
-    #[argh(option)]
     pub format: Option<String>,
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
     pub root: Option<String>,
-    /// OCI: a container, whose processes to list (host PIDs)
-    #[argh(positional)]
+    /// OCI: a container, whose processes to list.
     pub id: Option<String>,
 }
 
-/// Print a detached container's log.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "logs")]
+pub const PS: Form = Form {
+    word: "ps",
+    about: "List containers: ID, name, command, status, PID, created, rootfs. With an ID (OCI): \
+            the host PIDs of that container's processes.",
+    flags: &[
+        flag(
+            "all",
+            Some('a'),
+            Switch,
+            "show stopped containers too (default: those running)",
+        ),
+        flag("format", None, One, "table (default) or json"),
+        ROOT,
+    ],
+    positionals: "[ID]",
+    count: (0, 1),
+    greedy: false,
+};
+
+impl Ps {
+    pub fn from(mut g: Given) -> Result<Ps, String> {
+        Ok(Ps {
+            all: g.has("all"),
+            format: g.one("format"),
+            root: g.one("root"),
+            id: g.positionals.pop(),
+        })
+    }
+}
+
+#[derive(Debug)]
 pub struct Logs {
-    /// keep printing what it writes, until it ends
-    #[argh(switch, short = 'f')]
     pub follow: bool,
-    /// only the last N lines
-    #[argh(option)]
     pub tail: Option<usize>,
-    /// only lines since a time (RFC 3339, e.g. 2026-11-23T21:07:47Z) or a duration ago (10s, 5m, 2h)
-    #[argh(option)]
     pub since: Option<String>,
-    /// prefix each line with its time stamp
-    #[argh(switch)]
     pub timestamps: bool,
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
     pub root: Option<String>,
-    /// the container
-    #[argh(positional)]
     pub id: String,
 }
 
-/// Take the terminal of a container started with -d -t; ^P ^Q lets go of it.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "attach")]
+pub const LOGS: Form = Form {
+    word: "logs",
+    about: "Print a detached container's log.",
+    flags: &[
+        flag("follow", Some('f'), Switch, "keep printing what it writes, until it ends"),
+        flag("tail", None, One, "only the last N lines"),
+        flag("since", None, One, "only lines since a time (RFC 3339, e.g. 2026-11-23T21:07:47Z) or a duration ago (10s, 5m, 2h)"),
+        flag("timestamps", None, Switch, "prefix each line with its time stamp"),
+        ROOT,
+    ],
+    positionals: "ID",
+    count: (1, 1),
+    greedy: false,
+};
+
+impl Logs {
+    pub fn from(mut g: Given) -> Result<Logs, String> {
+        Ok(Logs {
+            follow: g.has("follow"),
+            tail: g.number("tail")?,
+            since: g.one("since"),
+            timestamps: g.has("timestamps"),
+            root: g.one("root"),
+            id: g.next(),
+        })
+    }
+}
+
+#[derive(Debug)]
 pub struct Attach {
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
     pub root: Option<String>,
-    /// the container
-    #[argh(positional)]
     pub id: String,
 }
 
-/// Run a command inside a running container: runner exec [options] ID -- COMMAND [ARG...]
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "exec")]
+pub const ATTACH: Form = Form {
+    word: "attach",
+    about: "Take the terminal of a container started with -d -t; ^P ^Q lets go of it.",
+    flags: &[ROOT],
+    positionals: "ID",
+    count: (1, 1),
+    greedy: false,
+};
+
+impl Attach {
+    pub fn from(mut g: Given) -> Result<Attach, String> {
+        Ok(Attach {
+            root: g.one("root"),
+            id: g.next(),
+        })
+    }
+}
+
+#[derive(Debug)]
 pub struct Exec {
-    /// give the command a terminal of its own
-    #[argh(switch, short = 't')]
     pub tty: bool,
-    /// pass stdin on (default: /dev/null)
-    #[argh(switch, short = 'i')]
     pub interactive: bool,
-    /// set an environment variable: KEY=VALUE, or KEY to pass the runner's own value (repeatable)
-    #[argh(option, short = 'e')]
     pub env: Vec<String>,
-    /// working directory inside the container, absolute (default: the container's)
-    #[argh(option, short = 'w')]
     pub workdir: Option<String>,
-    /// UID[:GID] to run as (numbers; default 0, the container's user)
-    #[argh(option, short = 'u')]
     pub user: Option<String>,
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
     pub root: Option<String>,
-    /// the shim to run (default: the one built into the runner)
-    #[argh(option)]
     pub shim: Option<String>,
-    /// OCI: the process to run, as a process.json
-    #[argh(option)]
     pub process: Option<String>,
-    /// OCI: return once the process runs, leaving it to the caller
-    #[argh(switch, short = 'd')]
     pub detach: bool,
-    /// OCI: write the process's PID here
-    #[argh(option)]
     pub pid_file: Option<String>,
-    /// OCI: a unix socket to send the pseudo-terminal's master to
-    #[argh(option)]
     pub console_socket: Option<String>,
-    /// OCI: the working directory (as --workdir)
-    #[argh(option)]
     pub cwd: Option<String>,
-    /// the container, then the command after --
-    #[argh(positional, greedy)]
+    /// The container, then the command (a -- between them kept).
     pub args: Vec<String>,
 }
 
-/// Stop containers: the stop signal (SIGTERM), then SIGKILL after the grace time.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "stop")]
-pub struct Stop {
-    /// seconds to wait before SIGKILL (default 10)
-    #[argh(option, short = 't')]
+pub const EXEC: Form = Form {
+    word: "exec",
+    about: "Run a command inside a running container.",
+    flags: &[
+        flag(
+            "tty",
+            Some('t'),
+            Switch,
+            "give the command a terminal of its own",
+        ),
+        flag(
+            "interactive",
+            Some('i'),
+            Switch,
+            "pass stdin on (default: /dev/null)",
+        ),
+        flag("env", Some('e'), Many, ENV_HELP),
+        flag(
+            "workdir",
+            Some('w'),
+            One,
+            "working directory inside the container, absolute (default: the container's)",
+        ),
+        flag(
+            "user",
+            Some('u'),
+            One,
+            "UID[:GID] to run as (numbers; default 0, the container's user)",
+        ),
+        ROOT,
+        flag(
+            "shim",
+            None,
+            One,
+            "the shim to run (default: the one built into the runner)",
+        ),
+        flag(
+            "process",
+            None,
+            One,
+            "OCI: the process to run, as a process.json",
+        ),
+        flag(
+            "detach",
+            Some('d'),
+            Switch,
+            "OCI: return once the process runs, leaving it to the caller",
+        ),
+        flag("pid-file", None, One, "OCI: write the process's PID here"),
+        flag(
+            "console-socket",
+            None,
+            One,
+            "OCI: a unix socket to send the pseudo-terminal's master to",
+        ),
+        flag(
+            "cwd",
+            None,
+            One,
+            "OCI: the working directory (as --workdir)",
+        ),
+    ],
+    positionals: "ID [-- COMMAND [ARG...]]",
+    count: (0, usize::MAX),
+    greedy: true,
+};
+
+impl Exec {
+    pub fn from(g: Given) -> Result<Exec, String> {
+        Ok(Exec {
+            tty: g.has("tty"),
+            interactive: g.has("interactive"),
+            env: g.many("env"),
+            workdir: g.one("workdir"),
+            user: g.one("user"),
+            root: g.one("root"),
+            shim: g.one("shim"),
+            process: g.one("process"),
+            detach: g.has("detach"),
+            pid_file: g.one("pid-file"),
+            console_socket: g.one("console-socket"),
+            cwd: g.one("cwd"),
+            args: g.positionals,
+        })
+    }
+}
+
+/// The commands that take a --root and containers: stop, kill, rm,
+/// inspect, wait.
+#[derive(Debug)]
+pub struct Ids {
+    /// stop's -t, kill's -s, rm's -f (as "1").
     pub time: Option<u64>,
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
-    pub root: Option<String>,
-    /// the containers
-    #[argh(positional)]
-    pub ids: Vec<String>,
-}
-
-/// Send a signal to containers (default SIGKILL).
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "kill")]
-pub struct Kill {
-    /// the signal, by name (TERM, SIGTERM) or number
-    #[argh(option, short = 's')]
     pub signal: Option<String>,
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
-    pub root: Option<String>,
-    /// the containers
-    #[argh(positional)]
-    pub ids: Vec<String>,
-}
-
-/// Remove stopped containers: their state, cgroups and logs.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "rm")]
-pub struct Rm {
-    /// kill a running container first
-    #[argh(switch, short = 'f')]
     pub force: bool,
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
     pub root: Option<String>,
-    /// the containers
-    #[argh(positional)]
     pub ids: Vec<String>,
 }
 
-/// Print containers' state and spec as JSON.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "inspect")]
-pub struct Inspect {
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
-    pub root: Option<String>,
-    /// the containers
-    #[argh(positional)]
-    pub ids: Vec<String>,
-}
+pub type Stop = Ids;
+pub type Kill = Ids;
+pub type Rm = Ids;
+pub type Inspect = Ids;
+pub type Wait = Ids;
 
-/// Wait for containers to end; print each one's exit status.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "wait")]
-pub struct Wait {
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
-    pub root: Option<String>,
-    /// the containers
-    #[argh(positional)]
-    pub ids: Vec<String>,
+const IDS: &str = "ID...";
+
+pub const STOP: Form = Form {
+    word: "stop",
+    about: "Stop containers: the stop signal (SIGTERM), then SIGKILL after the grace time.",
+    flags: &[
+        flag(
+            "time",
+            Some('t'),
+            One,
+            "seconds to wait before SIGKILL (default 10)",
+        ),
+        ROOT,
+    ],
+    positionals: IDS,
+    count: (0, usize::MAX),
+    greedy: false,
+};
+
+pub const KILL: Form = Form {
+    word: "kill",
+    about: "Send a signal to containers (default SIGKILL).",
+    flags: &[
+        flag(
+            "signal",
+            Some('s'),
+            One,
+            "the signal, by name (TERM, SIGTERM) or number",
+        ),
+        ROOT,
+    ],
+    positionals: IDS,
+    count: (0, usize::MAX),
+    greedy: false,
+};
+
+pub const RM: Form = Form {
+    word: "rm",
+    about: "Remove stopped containers: their state, cgroups and logs.",
+    flags: &[
+        flag("force", Some('f'), Switch, "kill a running container first"),
+        ROOT,
+    ],
+    positionals: IDS,
+    count: (0, usize::MAX),
+    greedy: false,
+};
+
+pub const INSPECT: Form = Form {
+    word: "inspect",
+    about: "Print containers' state and spec as JSON.",
+    flags: &[ROOT],
+    positionals: IDS,
+    count: (0, usize::MAX),
+    greedy: false,
+};
+
+pub const WAIT: Form = Form {
+    word: "wait",
+    about: "Wait for containers to end; print each one's exit status.",
+    flags: &[ROOT],
+    positionals: IDS,
+    count: (0, usize::MAX),
+    greedy: false,
+};
+
+impl Ids {
+    pub fn from(g: Given) -> Result<Ids, String> {
+        Ok(Ids {
+            time: g.number("time")?,
+            signal: g.one("signal"),
+            force: g.has("force"),
+            root: g.one("root"),
+            ids: g.positionals,
+        })
+    }
 }

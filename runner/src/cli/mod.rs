@@ -11,159 +11,146 @@ pub mod images;
 pub mod lifecycle;
 pub mod oci;
 
-use argh::FromArgs;
+pub mod flags;
 
-/// Run a command in a new container: its own mount, UTS, IPC, PID, network
-/// and cgroup namespaces, inside ROOTFS, with optional cgroup limits.
-///
-/// Example: runner --rootfs ./busybox --memory 64M -- /bin/sh
-///
-/// Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi|commit|export --help
-#[derive(FromArgs, Debug, Default)]
+use flags::{flag, Form, Given, Kind::*};
+
+/// `runner [run]`: run a command in a new container.
+#[derive(Debug, Default)]
 pub struct Args {
-    /// run in the background: print the container's ID once it runs; its output goes to its log (runner logs ID)
-    #[argh(switch, short = 'd')]
     pub detach: bool,
-
-    /// with -d: remove the container's entry and log when it ends
-    #[argh(switch)]
     pub rm: bool,
-
-    /// run husk's own init as PID 1 and the command as PID 2: signals reach the command as on a plain host, orphans are reaped
-    #[argh(switch)]
     pub init: bool,
-
-    /// keep stdin open: always so in the foreground; with -d -t, attach types into the container's terminal
-    #[argh(switch, short = 'i')]
     pub interactive: bool,
-
-    /// directory holding the container's root file system
-    #[argh(option)]
     pub rootfs: Option<String>,
-
-    /// run an image of the image store (runner import): an overlay of its layers with a writable layer of the container's own; its environment, command, working directory and user are the defaults
-    #[argh(option)]
     pub image: Option<String>,
-
-    /// instead of --rootfs: a read-only layer of an overlay root, lowest first (repeatable); the container writes to a layer of its own
-    #[argh(option)]
     pub layer: Vec<String>,
-
-    /// the image store's directory (default: /var/lib/husk)
-    #[argh(option)]
     pub store: Option<String>,
-
-    /// bind-mount a host path: HOST:CONTAINER[:OPTIONS], OPTIONS a comma list of ro, rw, nosuid, nodev, noexec, rprivate (the default), rslave, private, slave (repeatable)
-    #[argh(option, short = 'v')]
     pub volume: Vec<String>,
-
-    /// mount a tmpfs: PATH[:OPTIONS], OPTIONS a comma list of size=, mode=, nr_inodes=, uid=, gid=, ro, exec, suid (default nosuid, nodev, noexec; repeatable)
-    #[argh(option)]
     pub tmpfs: Vec<String>,
-
-    /// make the root file system read-only (volumes and tmpfs stay as they are)
-    #[argh(switch)]
     pub read_only: bool,
-
-    /// keep the container's entry (and its writable layer) after it ends, for commit, export and rm; -d keeps it unless --rm
-    #[argh(switch)]
     pub keep: bool,
-
-    /// UID[:GID] to run the command as, numbers (default: the image's user, else 0)
-    #[argh(option, short = 'u')]
     pub user: Option<String>,
-
-    /// hostname inside the container (default: husk)
-    #[argh(option)]
     pub hostname: Option<String>,
-
-    /// the container's name, its ID in the state store (default: a random ID)
-    #[argh(option)]
     pub name: Option<String>,
-
-    /// the state store's directory (default: /run/husk)
-    #[argh(option)]
     pub root: Option<String>,
-
-    /// set an environment variable: KEY=VALUE, or KEY to pass the runner's own value (repeatable)
-    #[argh(option, short = 'e')]
     pub env: Vec<String>,
-
-    /// working directory inside the container, absolute (default: /)
-    #[argh(option, short = 'w')]
     pub workdir: Option<String>,
-
-    /// memory limit, in bytes or with a k, m or g suffix
-    #[argh(option)]
     pub memory: Option<String>,
-
-    /// memory plus swap limit (needs --memory; -1: unlimited swap; default: no swap)
-    #[argh(option)]
     pub memory_swap: Option<String>,
-
-    /// CPU quota, in CPUs (e.g. 0.5)
-    #[argh(option)]
     pub cpus: Option<String>,
-
-    /// relative CPU weight, 2 to 262144 (cgroup v1 shares; converted to a v2 weight)
-    #[argh(option)]
     pub cpu_shares: Option<String>,
-
-    /// CPUs the container may run on, e.g. 0-2,4
-    #[argh(option)]
     pub cpuset: Option<String>,
-
-    /// maximum number of processes
-    #[argh(option)]
     pub pids: Option<String>,
-
-    /// network: none (a new namespace with only lo, up; the default), host, or ns:PATH to join a network namespace file (e.g. /proc/PID/ns/net, /run/netns/NAME)
-    #[argh(option)]
     pub net: Option<String>,
-
-    /// cgroup under which the container's is made, as a path from the hierarchy's root (default: the runner's own; on v2 its nearest ancestor without processes)
-    #[argh(option)]
     pub cgroup_parent: Option<String>,
-
-    /// give the container a terminal of its own (default: when stdin and stdout are terminals)
-    #[argh(switch, short = 't')]
     pub tty: bool,
-
-    /// never give the container a terminal, even on one
-    #[argh(switch)]
     pub no_tty: bool,
-
-    /// add a capability to the default set (e.g. NET_ADMIN, or ALL; repeatable)
-    #[argh(option)]
     pub cap_add: Vec<String>,
-
-    /// drop a capability from the set (e.g. NET_RAW, or ALL; repeatable)
-    #[argh(option)]
     pub cap_drop: Vec<String>,
-
-    /// keep every capability, no seccomp filter, no masked or read-only paths, /sys writable
-    #[argh(switch)]
     pub privileged: bool,
-
-    /// do not set no_new_privs (setuid programs then work inside)
-    #[argh(switch)]
     pub allow_new_privs: bool,
-
-    /// seccomp: default (refuse syscalls a container has no business making) or unconfined
-    #[argh(option)]
     pub seccomp: Option<String>,
-
-    /// the shim to run inside the container (default: husk-shim beside this program)
-    #[argh(option)]
     pub shim: Option<String>,
-
-    /// print the version and exit
-    #[argh(switch)]
     pub version: bool,
-
-    /// the command to run, after --
-    #[argh(positional, greedy)]
+    /// The command to run, after --.
     pub command: Vec<String>,
+}
+
+pub const ROOT_HELP: &str = "the state store's directory (default: /run/husk)";
+pub const STORE_HELP: &str = "the image store's directory (default: /var/lib/husk)";
+const ENV_HELP: &str =
+    "set an environment variable: KEY=VALUE, or KEY to pass the runner's own value (repeatable)";
+
+const RUN: Form = Form {
+    word: "",
+    about: "Run a command in a new container: its own mount, UTS, IPC, PID, network and cgroup \
+            namespaces, inside ROOTFS, with optional cgroup limits.\n\n\
+            Example: runner --rootfs ./busybox --memory 64M -- /bin/sh\n\n\
+            Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi|commit|export --help",
+    flags: &[
+        flag("detach", Some('d'), Switch, "run in the background: print the container's ID once it runs; its output goes to its log (runner logs ID)"),
+        flag("rm", None, Switch, "with -d: remove the container's entry and log when it ends"),
+        flag("init", None, Switch, "run husk's own init as PID 1 and the command as PID 2: signals reach the command as on a plain host, orphans are reaped"),
+        flag("interactive", Some('i'), Switch, "keep stdin open: always so in the foreground; with -d -t, attach types into the container's terminal"),
+        flag("rootfs", None, One, "directory holding the container's root file system"),
+        flag("image", None, One, "run an image of the image store (runner import): an overlay of its layers with a writable layer of the container's own; its environment, command, working directory and user are the defaults"),
+        flag("layer", None, Many, "instead of --rootfs: a read-only layer of an overlay root, lowest first (repeatable); the container writes to a layer of its own"),
+        flag("store", None, One, STORE_HELP),
+        flag("volume", Some('v'), Many, "bind-mount a host path: HOST:CONTAINER[:OPTIONS], OPTIONS a comma list of ro, rw, nosuid, nodev, noexec, rprivate (the default), rslave, private, slave (repeatable)"),
+        flag("tmpfs", None, Many, "mount a tmpfs: PATH[:OPTIONS], OPTIONS a comma list of size=, mode=, nr_inodes=, uid=, gid=, ro, exec, suid (default nosuid, nodev, noexec; repeatable)"),
+        flag("read-only", None, Switch, "make the root file system read-only (volumes and tmpfs stay as they are)"),
+        flag("keep", None, Switch, "keep the container's entry (and its writable layer) after it ends, for commit, export and rm; -d keeps it unless --rm"),
+        flag("user", Some('u'), One, "UID[:GID] to run the command as, numbers (default: the image's user, else 0)"),
+        flag("hostname", None, One, "hostname inside the container (default: husk)"),
+        flag("name", None, One, "the container's name, its ID in the state store (default: a random ID)"),
+        flag("root", None, One, ROOT_HELP),
+        flag("env", Some('e'), Many, ENV_HELP),
+        flag("workdir", Some('w'), One, "working directory inside the container, absolute (default: /)"),
+        flag("memory", None, One, "memory limit, in bytes or with a k, m or g suffix"),
+        flag("memory-swap", None, One, "memory plus swap limit (needs --memory; -1: unlimited swap; default: no swap)"),
+        flag("cpus", None, One, "CPU quota, in CPUs (e.g. 0.5)"),
+        flag("cpu-shares", None, One, "relative CPU weight, 2 to 262144 (cgroup v1 shares; converted to a v2 weight)"),
+        flag("cpuset", None, One, "CPUs the container may run on, e.g. 0-2,4"),
+        flag("pids", None, One, "maximum number of processes"),
+        flag("net", None, One, "network: none (a new namespace with only lo, up; the default), host, or ns:PATH to join a network namespace file (e.g. /proc/PID/ns/net, /run/netns/NAME)"),
+        flag("cgroup-parent", None, One, "cgroup under which the container's is made, as a path from the hierarchy's root (default: the runner's own; on v2 its nearest ancestor without processes)"),
+        flag("tty", Some('t'), Switch, "give the container a terminal of its own (default: when stdin and stdout are terminals)"),
+        flag("no-tty", None, Switch, "never give the container a terminal, even on one"),
+        flag("cap-add", None, Many, "add a capability to the default set (e.g. NET_ADMIN, or ALL; repeatable)"),
+        flag("cap-drop", None, Many, "drop a capability from the set (e.g. NET_RAW, or ALL; repeatable)"),
+        flag("privileged", None, Switch, "keep every capability, no seccomp filter, no masked or read-only paths, /sys writable"),
+        flag("allow-new-privs", None, Switch, "do not set no_new_privs (setuid programs then work inside)"),
+        flag("seccomp", None, One, "seccomp: default (refuse syscalls a container has no business making) or unconfined"),
+        flag("shim", None, One, "the shim to run inside the container (default: husk-shim beside this program)"),
+        flag("version", None, Switch, "print the version and exit"),
+    ],
+    positionals: "[-- COMMAND [ARG...]]",
+    count: (0, usize::MAX),
+    greedy: true,
+};
+
+impl Args {
+    fn from(g: Given) -> Args {
+        Args {
+            detach: g.has("detach"),
+            rm: g.has("rm"),
+            init: g.has("init"),
+            interactive: g.has("interactive"),
+            rootfs: g.one("rootfs"),
+            image: g.one("image"),
+            layer: g.many("layer"),
+            store: g.one("store"),
+            volume: g.many("volume"),
+            tmpfs: g.many("tmpfs"),
+            read_only: g.has("read-only"),
+            keep: g.has("keep"),
+            user: g.one("user"),
+            hostname: g.one("hostname"),
+            name: g.one("name"),
+            root: g.one("root"),
+            env: g.many("env"),
+            workdir: g.one("workdir"),
+            memory: g.one("memory"),
+            memory_swap: g.one("memory-swap"),
+            cpus: g.one("cpus"),
+            cpu_shares: g.one("cpu-shares"),
+            cpuset: g.one("cpuset"),
+            pids: g.one("pids"),
+            net: g.one("net"),
+            cgroup_parent: g.one("cgroup-parent"),
+            tty: g.has("tty"),
+            no_tty: g.has("no-tty"),
+            cap_add: g.many("cap-add"),
+            cap_drop: g.many("cap-drop"),
+            privileged: g.has("privileged"),
+            allow_new_privs: g.has("allow-new-privs"),
+            seccomp: g.one("seccomp"),
+            shim: g.one("shim"),
+            version: g.has("version"),
+            command: g.positionals,
+        }
+    }
 }
 
 /// What the command line asks for.
@@ -192,6 +179,15 @@ pub enum Command {
     Features,
 }
 
+impl From<flags::Stop> for Parsed {
+    fn from(stop: flags::Stop) -> Parsed {
+        match stop {
+            flags::Stop::Help(h) => Parsed::Exit(h),
+            flags::Stop::Error(e) => Parsed::Error(e),
+        }
+    }
+}
+
 pub enum Parsed {
     Run(Command),
     /// --help or --version: print this and exit 0.
@@ -200,7 +196,7 @@ pub enum Parsed {
     Error(String),
 }
 
-/// The flags that take no value (argh's switches), for `--flag=value`.
+/// The flags that take no value, for `--flag=value`.
 const SWITCHES: &[&str] = &[
     "--tty",
     "--no-tty",
@@ -272,20 +268,41 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
         }
     }
     rest.extend(args);
-    let full = format!("{name} {}", word.unwrap_or(""));
-    let cmd = [full.trim_end()];
+    use images as im;
+    use lifecycle as lc;
+    fn with<T>(
+        form: &Form,
+        name: &str,
+        rest: &[&str],
+        from: fn(Given) -> Result<T, String>,
+        wrap: fn(T) -> Command,
+    ) -> Parsed {
+        match flags::parse(form, name, rest) {
+            Ok(g) => from(g).map_or_else(Parsed::Error, |t| Parsed::Run(wrap(t))),
+            Err(stop) => stop.into(),
+        }
+    }
+    let r = &rest;
     let parsed = match word {
-        None | Some("run") => Args::from_args(&cmd, &rest).map(|a| Command::Run(Box::new(a))),
-        Some("ps") => FromArgs::from_args(&cmd, &rest).map(Command::Ps),
-        Some("logs") => FromArgs::from_args(&cmd, &rest).map(Command::Logs),
-        Some("attach") => FromArgs::from_args(&cmd, &rest).map(Command::Attach),
-        Some("exec") => FromArgs::from_args(&cmd, &rest).map(|e| Command::Exec(Box::new(e))),
-        Some("stop") => FromArgs::from_args(&cmd, &rest).map(Command::Stop),
+        None | Some("run") => with(
+            &RUN,
+            name,
+            r,
+            |g| Ok(Args::from(g)),
+            |a| Command::Run(Box::new(a)),
+        ),
+        Some("ps") => with(&lc::PS, name, r, lc::Ps::from, Command::Ps),
+        Some("logs") => with(&lc::LOGS, name, r, lc::Logs::from, Command::Logs),
+        Some("attach") => with(&lc::ATTACH, name, r, lc::Attach::from, Command::Attach),
+        Some("exec") => with(&lc::EXEC, name, r, lc::Exec::from, |e| {
+            Command::Exec(Box::new(e))
+        }),
+        Some("stop") => with(&lc::STOP, name, r, lc::Ids::from, Command::Stop),
         Some(w @ ("create" | "start" | "state" | "delete" | "spec")) | Some(w @ "kill")
             if w != "kill" || oci_kill(&rest, oci_caller) =>
         {
-            return match (oci::simple(w, &rest), w) {
-                (Err(p), _) => p,
+            return match (oci::simple(w, name, &rest), w) {
+                (Err(stop), _) => stop.into(),
                 (Ok(c), "create") => Parsed::Run(Command::Create(c)),
                 (Ok(c), "start") => Parsed::Run(Command::Start(c)),
                 (Ok(c), "state") => Parsed::Run(Command::State(c)),
@@ -294,16 +311,16 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
                 (Ok(c), _) => Parsed::Run(Command::OciKill(c)),
             };
         }
-        Some("kill") => FromArgs::from_args(&cmd, &rest).map(Command::Kill),
-        Some("features") => Ok(Command::Features),
-        Some("rm") => FromArgs::from_args(&cmd, &rest).map(Command::Rm),
-        Some("inspect") => FromArgs::from_args(&cmd, &rest).map(Command::Inspect),
-        Some("wait") => FromArgs::from_args(&cmd, &rest).map(Command::Wait),
-        Some("import") => FromArgs::from_args(&cmd, &rest).map(Command::Import),
-        Some("images") => FromArgs::from_args(&cmd, &rest).map(Command::Images),
-        Some("rmi") => FromArgs::from_args(&cmd, &rest).map(Command::Rmi),
-        Some("commit") => FromArgs::from_args(&cmd, &rest).map(Command::Commit),
-        Some("export") => FromArgs::from_args(&cmd, &rest).map(Command::Export),
+        Some("kill") => with(&lc::KILL, name, r, lc::Ids::from, Command::Kill),
+        Some("features") => Parsed::Run(Command::Features),
+        Some("rm") => with(&lc::RM, name, r, lc::Ids::from, Command::Rm),
+        Some("inspect") => with(&lc::INSPECT, name, r, lc::Ids::from, Command::Inspect),
+        Some("wait") => with(&lc::WAIT, name, r, lc::Ids::from, Command::Wait),
+        Some("import") => with(&im::IMPORT, name, r, im::Import::from, Command::Import),
+        Some("images") => with(&im::IMAGES, name, r, im::Images::from, Command::Images),
+        Some("rmi") => with(&im::RMI, name, r, im::Rmi::from, Command::Rmi),
+        Some("commit") => with(&im::COMMIT, name, r, im::Commit::from, Command::Commit),
+        Some("export") => with(&im::EXPORT, name, r, im::Export::from, Command::Export),
         Some(other) => {
             return Parsed::Error(format!(
                 "{other}: no such command; the commands are {COMMANDS} (see --help)"
@@ -311,21 +328,10 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
         }
     };
     match parsed {
-        Ok(Command::Run(args)) if args.version => {
+        Parsed::Run(Command::Run(args)) if args.version => {
             Parsed::Exit(format!("runner {} (husk)", env!("CARGO_PKG_VERSION")))
         }
-        Ok(command) => Parsed::Run(command),
-        Err(early) if early.status.is_ok() => Parsed::Exit(early.output.trim_end().to_string()),
-        Err(early) => {
-            let first = early
-                .output
-                .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_end()
-                .to_string();
-            Parsed::Error(format!("{first} (see --help)"))
-        }
+        other => other,
     }
 }
 
@@ -381,8 +387,12 @@ mod tests {
             panic!()
         };
         assert!(e.tty && e.env == ["A=1"] && e.user.as_deref() == Some("7"));
-        // argh keeps a -- after the first positional: commands.rs drops it.
-        assert_eq!(e.args, ["web", "--", "sh", "-c", "x"]);
+        // The -- between the ID and the command goes; one after stays.
+        assert_eq!(e.args, ["web", "sh", "-c", "x"]);
+        let Parsed::Run(Command::Exec(e)) = parse_plain(&args("runner exec web sh -- x")) else {
+            panic!()
+        };
+        assert_eq!(e.args, ["web", "sh", "--", "x"]);
         let Parsed::Run(Command::Stop(s)) = parse_plain(&args("runner stop -t 3 a b")) else {
             panic!()
         };

@@ -3,6 +3,8 @@
 //! [SIG]`, `delete`, `spec`, and the global flags they put before (or
 //! after) the command.
 
+use super::flags::{flag, Flag, Form, Given, Kind::*, Stop};
+
 /// The global flags of runc's command line.
 #[derive(Debug, Default)]
 pub struct Globals {
@@ -86,109 +88,138 @@ pub fn take_globals(argv: &mut Vec<String>, oci_word: bool) -> Result<Globals, S
 }
 
 /// The commands only runc's callers use: `create`, `start`, `state`,
-/// `delete`, `kill ID [SIG]`, `spec`. Parsed by hand from a table: argh's
-/// code for each would cost more than the commands.
-#[derive(Debug, Default)]
+/// `delete`, `kill ID [SIG]`, `spec`.
+#[derive(Default)]
 pub struct Simple {
     /// The container's ID ("" for `spec`).
     pub id: String,
     /// kill's signal.
     pub signal: Option<String>,
-    /// The switches given (as their long names).
-    pub switches: Vec<&'static str>,
-    /// The options given, with their values.
-    pub options: Vec<(&'static str, String)>,
+    given: Given,
 }
 
 impl Simple {
     pub fn has(&self, switch: &str) -> bool {
-        self.switches.contains(&switch)
+        self.given.has(switch)
     }
 
-    pub fn opt(&self, name: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rfind(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+    pub fn opt(&self, name: &str) -> Option<String> {
+        self.given.one(name)
     }
 }
 
-/// A command's switches, options (short forms after a '|'), how many
-/// positionals it takes, and its usage.
-struct Form {
-    switches: &'static [&'static str],
-    options: &'static [&'static str],
-    positionals: (usize, usize),
-    usage: &'static str,
-}
+const BUNDLE: Flag = flag(
+    "bundle",
+    Some('b'),
+    One,
+    "the bundle's directory (default: .)",
+);
 
-fn form(word: &str) -> Form {
-    let f = |switches, options, positionals, usage| Form {
-        switches,
-        options,
+const fn form(
+    word: &'static str,
+    about: &'static str,
+    flags: &'static [Flag],
+    positionals: &'static str,
+    count: (usize, usize),
+) -> Form {
+    Form {
+        word,
+        about,
+        flags,
         positionals,
-        usage,
-    };
-    match word {
-        "create" => f(
-            &["--no-pivot", "--no-new-keyring"],
-            &["--bundle|-b", "--pid-file", "--console-socket", "--preserve-fds"],
-            (1, 1),
-            "create [--bundle DIR] [--pid-file F] [--console-socket S] ID: set a container up from an OCI bundle; it runs its process at start",
-        ),
-        "spec" => f(
-            &["--rootless"],
-            &["--bundle|-b"],
-            (0, 0),
-            "spec [--bundle DIR]: write a default config.json for a bundle whose root is ./rootfs",
-        ),
-        "delete" => f(&["--force|-f"], &[], (1, 1), "delete [-f|--force] ID: delete a stopped or created container (force: a running one too)"),
-        "kill" => f(&["--all|-a"], &[], (1, 2), "kill [-a|--all] ID [SIGNAL]: send a signal (default TERM) to PID 1 (all: every process)"),
-        "start" => f(&[], &[], (1, 1), "start ID: run the process of a created container"),
-        _ => f(&[], &[], (1, 1), "state ID: print a container's OCI state as JSON"),
+        count,
+        greedy: false,
     }
 }
+
+const FORMS: [Form; 6] = [
+    form(
+        "create",
+        "Set a container up from an OCI bundle; it runs its process at start.",
+        &[
+            BUNDLE,
+            flag("pid-file", None, One, "write the container's PID here"),
+            flag(
+                "console-socket",
+                None,
+                One,
+                "a unix socket to send the pseudo-terminal's master to",
+            ),
+            flag(
+                "preserve-fds",
+                None,
+                One,
+                "only 0: passing more fds is not supported",
+            ),
+            flag(
+                "no-pivot",
+                None,
+                Switch,
+                "accepted; husk pivots where it can",
+            ),
+            flag("no-new-keyring", None, Switch, "accepted"),
+        ],
+        "ID",
+        (1, 1),
+    ),
+    form(
+        "spec",
+        "Write a default config.json for a bundle whose root is ./rootfs.",
+        &[
+            BUNDLE,
+            flag(
+                "rootless",
+                None,
+                Switch,
+                "refused: rootless mode is not available yet",
+            ),
+        ],
+        "",
+        (0, 0),
+    ),
+    form(
+        "delete",
+        "Delete a stopped or created container (--force: a running one too).",
+        &[flag("force", Some('f'), Switch, "kill it first if it runs")],
+        "ID",
+        (1, 1),
+    ),
+    form(
+        "kill",
+        "Send a signal (default TERM) to the container's process.",
+        &[flag(
+            "all",
+            Some('a'),
+            Switch,
+            "to every process in its cgroup",
+        )],
+        "ID [SIGNAL]",
+        (1, 2),
+    ),
+    form(
+        "start",
+        "Run the process of a created container.",
+        &[],
+        "ID",
+        (1, 1),
+    ),
+    form(
+        "state",
+        "Print a container's OCI state as JSON.",
+        &[],
+        "ID",
+        (1, 1),
+    ),
+];
 
 /// One of these commands, from its arguments (`--flag=value` already
-/// split by `parse`); else what to print: its usage (`--help`, to exit 0
-/// with) or one line saying what is wrong.
-pub fn simple(word: &str, rest: &[&str]) -> Result<Simple, super::Parsed> {
-    let form = form(word);
-    let usage = || format!("usage: runner {}", form.usage);
-    let long = |table: &'static [&'static str], a: &str| {
-        table
-            .iter()
-            .find(|t| t.split('|').any(|n| n == a))
-            .map(|t| t.split('|').next().unwrap_or(t))
-    };
-    let mut out = Simple::default();
-    let mut positional = Vec::new();
-    let mut args = rest.iter();
-    while let Some(&a) = args.next() {
-        if a == "--help" || a == "-h" {
-            return Err(super::Parsed::Exit(usage()));
-        } else if let Some(s) = long(form.switches, a) {
-            out.switches.push(s);
-        } else if let Some(o) = long(form.options, a) {
-            let v = args
-                .next()
-                .ok_or_else(|| super::Parsed::Error(format!("{a} needs a value; {}", usage())))?;
-            out.options.push((o, v.to_string()));
-        } else if a.starts_with('-') && a.len() > 1 && a.parse::<i32>().is_err() {
-            return Err(super::Parsed::Error(format!(
-                "{word}: unknown flag {a}; {}",
-                usage()
-            )));
-        } else if a != "--" {
-            positional.push(a.to_string());
-        }
-    }
-    let (min, max) = form.positionals;
-    if positional.len() < min || positional.len() > max {
-        return Err(super::Parsed::Error(usage()));
-    }
-    let mut positional = positional.into_iter();
-    out.id = positional.next().unwrap_or_default();
-    out.signal = positional.next();
-    Ok(out)
+/// split by `parse`).
+pub fn simple(word: &str, prog: &str, rest: &[&str]) -> Result<Simple, Stop> {
+    let form = FORMS.iter().find(|f| f.word == word).unwrap_or(&FORMS[5]);
+    let mut given = super::flags::parse(form, prog, rest)?;
+    Ok(Simple {
+        id: given.next(),
+        signal: given.positionals.pop(),
+        given,
+    })
 }

@@ -107,6 +107,7 @@ pub fn build(
             path,
             bind: false,
             set: root.set,
+            clear: 0,
             optional: false,
         });
     }
@@ -166,6 +167,33 @@ pub fn build(
     // The user's mounts after husk's, so that they may cover them, and
     // before the masks, so that they cannot uncover those.
     user_mounts(&mut p, &spec.mounts, volumes);
+    for d in &spec.devices {
+        for dir in mounts::parents(&d.path, false) {
+            p.push(Op::Mkdir {
+                path: &dir,
+                mode: 0o755,
+            });
+        }
+        p.push(Op::Mknod {
+            path: &d.path,
+            mode: d.mode,
+            dev: d.dev,
+            uid: d.uid,
+            gid: d.gid,
+        });
+        // Every mount is nodev (above): a node the config asks for opens
+        // on a bind mount of its own, without it, that the container
+        // cannot remount (no CAP_SYS_ADMIN) nor unlink (a mount point).
+        if nodev != 0 && d.mode & libc::S_IFMT != libc::S_IFIFO {
+            p.push(Op::RemountBind {
+                path: &d.path,
+                bind: true,
+                set: 0,
+                clear: ms::NODEV,
+                optional: false,
+            });
+        }
+    }
     let workdir = spec
         .make_workdir
         .then(|| mounts::target(&spec.workdir.to_string_lossy()).ok())
@@ -191,6 +219,7 @@ pub fn build(
             path,
             bind: true,
             set: ms::RDONLY | NOSUID_NODEV_NOEXEC,
+            clear: 0,
             optional: true,
         });
     }
@@ -202,6 +231,7 @@ pub fn build(
             path: c"",
             bind: false,
             set: ms::RDONLY,
+            clear: 0,
             optional: false,
         });
     }
@@ -298,11 +328,16 @@ fn user_mounts(p: &mut Builder, mounts: &[Mount], volumes: &[Detached]) {
                 mode: 0o755,
             });
         }
+        let then = match m {
+            Mount::Tmpfs { propagation, .. } => *propagation,
+            Mount::Volume(v) => v.share,
+        };
         match m {
             Mount::Tmpfs {
                 target,
                 flags,
                 data,
+                ..
             } => p.push(Op::Mount {
                 source: c"tmpfs",
                 target,
@@ -340,10 +375,21 @@ fn user_mounts(p: &mut Builder, mounts: &[Mount], volumes: &[Detached]) {
                         path: &path,
                         bind: false,
                         set: tree.set,
+                        clear: 0,
                         optional: false,
                     });
                 }
             }
+        }
+        if then != 0 {
+            p.push(Op::Mount {
+                source: c"",
+                target,
+                fstype: c"",
+                flags: then,
+                data: c"",
+                optional: false,
+            });
         }
     }
 }

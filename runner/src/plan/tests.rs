@@ -17,6 +17,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         id: "box".into(),
         root: RootSource::Dir(Rootfs::open("/tmp").unwrap()),
         mounts: Vec::new(),
+        devices: Vec::new(),
         read_only: false,
         image: None,
         user: None,

@@ -10,6 +10,7 @@
 
 mod attack;
 mod facts;
+mod nodes;
 mod orphans;
 mod syscall_loop;
 mod syscalls;
@@ -24,6 +25,8 @@ const PROBES: &[(&str, &str, Probe)] = &[
     ("mounts", "", attack::mounts),
     ("root-identity", "[MARKER]", attack::root_identity),
     ("mknod-open", "PATH b|c MAJOR MINOR", attack::mknod_open),
+    ("nodes", "PATH...", nodes::nodes),
+    ("propagation", "", nodes::propagation),
     ("cgroup-escape", "CANARY", attack::cgroup_escape),
     ("pdeathsig-escape", "", attack::pdeathsig_escape),
     ("orphans", "", orphans::main),
