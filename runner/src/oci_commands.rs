@@ -195,6 +195,11 @@ pub fn spec(a: Simple) -> Result<i32> {
 /// `features`: what husk takes of the runtime spec, as the runtime-spec's
 /// features document says it.
 pub fn features() -> Result<i32> {
+    println!("{}", features_doc()?.to_json_pretty());
+    Ok(0)
+}
+
+pub fn features_doc() -> Result<Value> {
     let caps: Vec<String> = (0..41)
         .map(|b| format!("\"{}\"", runner::caps::name(b)))
         .collect();
@@ -202,16 +207,10 @@ pub fn features() -> Result<i32> {
         .replace("CAPS", &caps.join(","))
         .replace("ARCH", runner::seccomp::SCMP_ARCH)
         .replace("VERSION", env!("CARGO_PKG_VERSION"));
-    println!(
-        "{}",
-        runner::json::parse(&doc)
-            .map_err(Error::new)?
-            .to_json_pretty()
-    );
-    Ok(0)
+    runner::json::parse(&doc).map_err(Error::new)
 }
 
-const FEATURES: &str = r#"{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.0","hooks":["prestart","createRuntime","poststart","poststop"],"mountOptions":["ro","rw","nosuid","suid","nodev","noexec","exec","bind","rbind","private","rprivate","slave","rslave","mode","size","nr_inodes","uid","gid","strictatime","relatime","noatime"],"linux":{"namespaces":["pid","network","ipc","uts","mount","cgroup"],"capabilities":[CAPS],"cgroup":{"v1":true,"v2":true,"systemd":false,"systemdUser":false},"seccomp":{"enabled":true,"actions":["SCMP_ACT_ALLOW","SCMP_ACT_ERRNO","SCMP_ACT_KILL","SCMP_ACT_KILL_THREAD","SCMP_ACT_KILL_PROCESS","SCMP_ACT_TRAP","SCMP_ACT_TRACE","SCMP_ACT_LOG"],"operators":["SCMP_CMP_EQ","SCMP_CMP_NE","SCMP_CMP_LT","SCMP_CMP_LE","SCMP_CMP_GT","SCMP_CMP_GE","SCMP_CMP_MASKED_EQ"],"archs":["ARCH"]},"apparmor":{"enabled":false},"selinux":{"enabled":false}},"annotations":{"io.github.husk.version":"VERSION"}}"#;
+const FEATURES: &str = r#"{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.0","hooks":["prestart","createRuntime","poststart","poststop"],"mountOptions":["ro","rw","nosuid","suid","nodev","dev","noexec","exec","bind","rbind","private","rprivate","slave","rslave","shared","rshared","unbindable","runbindable","mode","size","nr_inodes","uid","gid","strictatime","relatime","noatime"],"linux":{"namespaces":["pid","network","ipc","uts","mount","cgroup"],"capabilities":[CAPS],"cgroup":{"v1":true,"v2":true,"systemd":false,"systemdUser":false},"seccomp":{"enabled":true,"actions":["SCMP_ACT_ALLOW","SCMP_ACT_ERRNO","SCMP_ACT_KILL","SCMP_ACT_KILL_THREAD","SCMP_ACT_KILL_PROCESS","SCMP_ACT_TRAP","SCMP_ACT_TRACE","SCMP_ACT_LOG"],"operators":["SCMP_CMP_EQ","SCMP_CMP_NE","SCMP_CMP_LT","SCMP_CMP_LE","SCMP_CMP_GT","SCMP_CMP_GE","SCMP_CMP_MASKED_EQ"],"archs":["ARCH"]},"apparmor":{"enabled":false},"selinux":{"enabled":false}},"annotations":{"io.github.husk.version":"VERSION"}}"#;
 
 /// With `--log`, the error also goes there: one JSON object per line
 /// (containerd's shim reads the last error line; podman reads the file)

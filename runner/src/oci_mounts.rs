@@ -234,6 +234,28 @@ mod tests {
         );
     }
 
+    /// What `features` says husk takes, husk takes.
+    #[test]
+    fn every_mount_option_in_features_is_taken() {
+        let features = crate::oci_commands::features_doc().unwrap();
+        let options = features.get("mountOptions").unwrap().as_array().unwrap();
+        for o in options {
+            let o = o.as_str().unwrap();
+            let taken = if ["mode", "size", "nr_inodes", "uid", "gid"].contains(&o) {
+                let v = json::parse(&format!(
+                    r#"[{{"destination":"/t","type":"tmpfs","options":["{o}=1"]}}]"#
+                ))
+                .unwrap();
+                mounts(Some(&v)).map(drop)
+            } else {
+                one_mount(&format!(r#""bind","{o}""#))
+                    .map(drop)
+                    .map_err(runner::error::Error::new)
+            };
+            assert!(taken.is_ok(), "{o}: {:?}", taken.err().map(|e| e.message));
+        }
+    }
+
     #[test]
     fn devices_are_encoded_as_the_kernel_does() {
         let v = json::parse(
