@@ -255,6 +255,10 @@ pub fn parse(
         // From each hierarchy's root, as the spec says of an absolute
         // path (and runc does of a relative one).
         Some((parent, name)) => (Some(parent), Some(name)),
+        // In a PID namespace not its own, nothing ends the container's
+        // processes with its first: a cgroup of its own is how `delete`
+        // and `kill --all` find them all.
+        None if !namespaces.is_new(Kind::Pid) => (None, Some(format!("husk-{id}"))),
         None => (None, None),
     };
     let mounts = crate::oci_mounts::mounts(v.get("mounts"))?;

@@ -912,6 +912,44 @@ fn devices_binds_and_namespaces_as_the_config_asks() {
     unshare.kill().unwrap();
     unshare.wait().unwrap();
 
+    // In the host's PID namespace, without a cgroupsPath: delete --force
+    // ends every process of the container, not only its first.
+    let config = format!(
+        r#"{{"ociVersion":"1.2.0","root":{{"path":"{}","readonly":true}},
+        "process":{{"args":["/bin/sh","-c","/bin/sleep 3599 & exec /bin/sleep 3598"],"cwd":"/"}},
+        "linux":{{"namespaces":[{{{}}}]}}}}"#,
+        env.rootfs.display(),
+        ns("mount"),
+    );
+    let bundle = scratch.0.join("d");
+    fs::create_dir_all(&bundle).unwrap();
+    fs::write(bundle.join("config.json"), config).unwrap();
+    let rt = |args: &[&str]| {
+        let mut c = Command::new(&env.runner);
+        c.arg("--root").arg(&store).args(args);
+        c
+    };
+    ok(&mut rt(&[
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "hostpid",
+    ]));
+    ok(&mut rt(&["start", "hostpid"]));
+    let sleeps = || -> usize {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+                cmdline.starts_with(b"/bin/sleep\x00359")
+            })
+            .count()
+    };
+    eventually("both sleeps run", || sleeps() == 2);
+    ok(&mut rt(&["delete", "--force", "hostpid"]));
+    eventually("both sleeps ended", || sleeps() == 0);
+
     // A hostile image: a device path through its symlink to the host's
     // directory is refused, and nothing is made there.
     let evil = scratch.0.join("evil-root");
