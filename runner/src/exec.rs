@@ -100,6 +100,11 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
                 .map_err(|e| Error::new(format!("the container's seccomp profile: {e}")))?,
         ),
     };
+    // In a user namespace of the container's own, the host's 0 that the
+    // shim runs as is nobody: it becomes the namespace's 0 (the
+    // container's default user), ids before capabilities as for an OCI
+    // process, while it still may change them.
+    let userns_root = req.user.is_none() && joined.namespaces.iter().any(|(k, _)| *k == Kind::User);
     let plan = build_exec(
         &joined,
         &Process {
@@ -108,13 +113,13 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
             env: &env,
             workdir: &workdir,
             tty: req.tty,
-            user: req.user,
+            user: req.user.or(userns_root.then_some((0, 0))),
             caps,
             inheritable,
             ambient,
             groups: oci.map_or(&[][..], |o| &o.groups),
             umask: oci.map_or(0o022, |o| o.umask),
-            keep_caps: oci.is_some(),
+            keep_caps: oci.is_some() || userns_root,
             no_new_privs: oci
                 .and_then(|o| o.no_new_privs)
                 .unwrap_or(state.spec.no_new_privs),
@@ -151,6 +156,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         passed: &plan.passed,
         parent_death_signal: !oci.is_some_and(|o| o.detach),
         pid_namespace: Some(pid_ns.as_raw_fd()),
+        userns_sync: None,
     })?;
     drop((slave, null, pid_ns));
     if let Err(e) = join_cgroups(&state, child.pid) {
@@ -232,11 +238,26 @@ fn join(state: &State) -> Result<Joined> {
     let mut namespaces = Vec::new();
     for kind in Kind::ORDER.into_iter().filter(|k| *k != Kind::Pid) {
         let fd = open_of(state, &format!("ns/{}", kind.name()), libc::O_RDONLY)?;
+        // setns into one's own user namespace is EINVAL: joined only when
+        // the container has one of its own.
+        if kind == Kind::User && same_file(&fd, "/proc/self/ns/user") {
+            continue;
+        }
         namespaces.push((kind, fd));
     }
     let root = open_of(state, "root", libc::O_PATH | libc::O_DIRECTORY)?;
     still_pid_one(state)?;
     Ok(Joined { namespaces, root })
+}
+
+fn same_file(fd: &OwnedFd, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: fstat fills the zeroed struct; the fd is ours.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (st.st_dev, st.st_ino))
 }
 
 fn joined_pid_namespace(state: &State) -> Result<OwnedFd> {

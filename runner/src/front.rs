@@ -212,6 +212,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         root,
         mounts,
         devices: Vec::new(),
+        id_maps: None,
         read_only: args.read_only,
         image: args.image.clone(),
         user,

@@ -37,3 +37,4 @@ pub mod spawn;
 pub mod spec;
 pub mod store;
 pub mod tty;
+pub mod userns;

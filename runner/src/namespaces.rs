@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    User,
     Mount,
     Uts,
     Ipc,
@@ -21,8 +22,10 @@ pub enum Kind {
 
 impl Kind {
     /// The order namespaces are set up in (as youki's ORDERED_NAMESPACES):
-    /// the cgroup one last, once the shim sits in the container's cgroup.
-    pub const ORDER: [Kind; 6] = [
+    /// the user one first, which owns the others, and the cgroup one last,
+    /// once the shim sits in the container's cgroup.
+    pub const ORDER: [Kind; 7] = [
+        Kind::User,
         Kind::Pid,
         Kind::Net,
         Kind::Ipc,
@@ -33,6 +36,7 @@ impl Kind {
 
     pub fn clone_flag(self) -> libc::c_int {
         match self {
+            Kind::User => libc::CLONE_NEWUSER,
             Kind::Mount => libc::CLONE_NEWNS,
             Kind::Uts => libc::CLONE_NEWUTS,
             Kind::Ipc => libc::CLONE_NEWIPC,
@@ -45,6 +49,7 @@ impl Kind {
     /// As /proc/PID/ns names it.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::User => "user",
             Kind::Mount => "mnt",
             Kind::Uts => "uts",
             Kind::Ipc => "ipc",
@@ -75,10 +80,23 @@ pub struct Namespaces {
 }
 
 impl Default for Namespaces {
-    /// Every namespace new: what a container is.
+    /// Every namespace new but the user one: what a container is (a user
+    /// namespace is an OCI config's to ask for).
     fn default() -> Namespaces {
         Namespaces {
-            table: Kind::ORDER.iter().map(|&k| (k, Mode::New)).collect(),
+            table: Kind::ORDER
+                .iter()
+                .map(|&k| {
+                    (
+                        k,
+                        if k == Kind::User {
+                            Mode::Host
+                        } else {
+                            Mode::New
+                        },
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -143,6 +161,11 @@ impl Namespaces {
         }
         self.set(kind, Mode::Join(fd));
         Ok(())
+    }
+
+    /// Makes `kind` new.
+    pub fn new_one(&mut self, kind: Kind) {
+        self.set(kind, Mode::New);
     }
 
     fn set(&mut self, kind: Kind, mode: Mode) {

@@ -16,6 +16,7 @@ use runner::kernel::Missing;
 use runner::namespaces::{Kind, Namespaces};
 use runner::rootfs::Rootfs;
 use runner::spec::{self, cstring, RootSource, Security, Spec};
+use runner::userns::{IdMaps, Range};
 use runner::{caps, process};
 use shim::plan::ms;
 
@@ -157,6 +158,8 @@ pub fn parse(
             "seccomp",
             "sysctl",
             "devices",
+            "uidMappings",
+            "gidMappings",
         ],
     )?;
     let process = v
@@ -263,6 +266,24 @@ pub fn parse(
     };
     let mounts = crate::oci_mounts::mounts(v.get("mounts"))?;
     let devices = crate::oci_mounts::devices(linux.get("devices"))?;
+    let id_maps = id_maps(linux, &namespaces)?;
+    if id_maps.is_some() {
+        // mknod is refused in a user namespace.
+        if !devices.is_empty() {
+            return Err(bad("linux.devices", "not supported with a user namespace"));
+        }
+        // The mounts husk hands the container (its rootfs, volumes) are
+        // attached from outside, not copied into its user namespace, so
+        // the kernel does not lock their flags: with CAP_SYS_ADMIN there
+        // it could remount them writable or with devices.
+        if caps & runner::caps::SYS_ADMIN != 0 {
+            return Err(bad(
+                "process.capabilities",
+                "CAP_SYS_ADMIN with a user namespace: not supported (husk's mounts are not \
+                 locked against it there)",
+            ));
+        }
+    }
     let masked = spec::root_paths(
         "linux.maskedPaths",
         &strings(linux.get("maskedPaths"), "linux.maskedPaths")?,
@@ -291,6 +312,7 @@ pub fn parse(
         root: RootSource::Dir(Rootfs::open(&root_path.display().to_string())?),
         mounts,
         devices,
+        id_maps,
         read_only: root
             .get("readonly")
             .and_then(Value::as_bool)
@@ -503,11 +525,12 @@ fn uname_nodename() -> String {
 }
 
 /// A kind listed is the container's own, or joined by `path`; one not
-/// listed is the host's (mount, PID and cgroup must be listed: husk makes
-/// them always). A user namespace is not supported yet.
+/// listed is the host's (mount and cgroup must be listed: husk makes them
+/// always). A user namespace is new or the host's.
 fn namespaces(list: Option<&Value>) -> Result<Namespaces> {
     let mut ns = Namespaces::default();
     let kinds = [
+        ("user", Kind::User),
         ("pid", Kind::Pid),
         ("network", Kind::Net),
         ("ipc", Kind::Ipc),
@@ -525,13 +548,16 @@ fn namespaces(list: Option<&Value>) -> Result<Namespaces> {
         let Some(&(_, kind)) = kinds.iter().find(|(n, _)| *n == t) else {
             return Err(unsupported(&format!("linux.namespaces {t}")));
         };
-        if let Some(path) = e
+        let path = e
             .get("path")
             .and_then(Value::as_str)
-            .filter(|p| !p.is_empty())
-        {
-            ns.join(kind, path)
-                .map_err(|er| bad("linux.namespaces", er.message))?;
+            .filter(|p| !p.is_empty());
+        match (path, kind) {
+            (Some(_), Kind::User) => return Err(unsupported("linux.namespaces user with a path")),
+            (Some(path), _) => ns
+                .join(kind, path)
+                .map_err(|er| bad("linux.namespaces", er.message))?,
+            (None, _) => ns.new_one(kind),
         }
         listed.push(kind);
     }
@@ -542,6 +568,53 @@ fn namespaces(list: Option<&Value>) -> Result<Namespaces> {
         }
     }
     Ok(ns)
+}
+
+/// `linux.uidMappings` and `gidMappings`, which come with a user namespace
+/// of the container's own, and it with them.
+fn id_maps(linux: &Value, ns: &Namespaces) -> Result<Option<IdMaps>> {
+    let ranges = |field: &str| -> Result<Vec<Range>> {
+        let at = format!("linux.{field}");
+        let mut out = Vec::new();
+        for r in linux
+            .get(field)
+            .and_then(Value::as_array)
+            .unwrap_or_default()
+        {
+            only(r, &at, &["containerID", "hostID", "size"])?;
+            let n = |k: &str| -> Result<u32> {
+                let n = uint(r.get(k), &at)?.ok_or_else(|| bad(&at, format!("{k} missing")))?;
+                u32::try_from(n).map_err(|_| bad(&at, format!("{k}: too big")))
+            };
+            out.push(Range {
+                container: n("containerID")?,
+                host: n("hostID")?,
+                size: n("size")?,
+            });
+        }
+        Ok(out)
+    };
+    let maps = IdMaps {
+        uid: ranges("uidMappings")?,
+        gid: ranges("gidMappings")?,
+    };
+    let mapped = !(maps.uid.is_empty() && maps.gid.is_empty());
+    match (ns.is_new(Kind::User), mapped) {
+        (false, false) => Ok(None),
+        (false, true) => Err(bad(
+            "linux.uidMappings",
+            "needs a user namespace in linux.namespaces",
+        )),
+        (true, false) => Err(bad(
+            "linux.namespaces",
+            "a user namespace needs linux.uidMappings and gidMappings",
+        )),
+        (true, true) => {
+            maps.check()
+                .map_err(|e| Error::new(format!("config.json: linux.{e}")))?;
+            Ok(Some(maps))
+        }
+    }
 }
 
 /// The bounding set, which the effective and permitted sets must equal
@@ -832,12 +905,8 @@ mod tests {
     #[test]
     fn what_husk_lacks_is_named_never_dropped() {
         assert!(config(PROCESS, NS, "").is_ok());
-        let e = err(config(
-            PROCESS,
-            r#"{"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]}"#,
-            "",
-        ));
-        assert!(e.contains("linux.uidMappings: not supported"), "{e}");
+        let e = err(config(PROCESS, r#"{"intelRdt":{"closID":"x"}}"#, ""));
+        assert!(e.contains("linux.intelRdt: not supported"), "{e}");
         let e = err(config(
             r#"{"args":["/bin/sh"],"apparmorProfile":"x"}"#,
             NS,

@@ -190,6 +190,10 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         Some(s) => [Some(s.as_raw_fd()); 3],
         None => opts.stdio,
     };
+    let userns_sync = match &spec.id_maps {
+        Some(_) => Some(spawn::pipe()?),
+        None => None,
+    };
     let mut container = spawn::clone_shim(&spawn::Launch {
         shim: &shim,
         clone_flags: spec.namespaces.clone_flags(),
@@ -198,6 +202,9 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         passed: &plan.passed,
         parent_death_signal: spec.parent_death_signal,
         pid_namespace: spec.namespaces.pid_join().map(|fd| fd.as_raw_fd()),
+        userns_sync: userns_sync
+            .as_ref()
+            .map(|(r, w)| (r.as_raw_fd(), w.as_raw_fd())),
     })?;
     // The master reads EIO once the container's side is closed, which it
     // cannot be while we hold a copy.
@@ -254,6 +261,16 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     if let Err(e) = process::set_limits(container.pid, &spec.rlimits, spec.oom_score_adj) {
         container.kill_and_reap();
         return Err(e);
+    }
+    if let (Some(maps), Some((_, go))) = (&spec.id_maps, userns_sync) {
+        let written = crate::userns::write(container.pid, maps).and_then(|()| {
+            std::io::Write::write_all(&mut std::fs::File::from(go), b"u")
+                .map_err(|e| Error::os("tell the shim its ID maps are written", &e))
+        });
+        if let Err(e) = written {
+            container.kill_and_reap();
+            return Err(e);
+        }
     }
     container.send_plan(&plan.bytes);
     if let Some(report) = container.read_report() {

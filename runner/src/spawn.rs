@@ -40,6 +40,10 @@ pub struct Launch<'a> {
     /// signals, as for `run`. The shim joins every other namespace from
     /// the plan.
     pub pid_namespace: Option<RawFd>,
+    /// With a new user namespace: the pipe (read, write) whose one byte
+    /// says that its ID maps are written; the child then becomes its root
+    /// before it execs the shim (userns.rs).
+    pub userns_sync: Option<(RawFd, RawFd)>,
 }
 
 /// Clones the shim into new namespaces; it waits for the plan.
@@ -118,7 +122,7 @@ fn enter_pid_namespace(ns: RawFd, which: &str) -> Result<()> {
 
 /// A close-on-exec pipe whose fds are above 4: the child moves its ends to
 /// fds 3 and 4 (and dup2 onto its own number would keep close-on-exec set).
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let err = || Error::os("create pipe", &std::io::Error::last_os_error());
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills the two-element array.
@@ -139,6 +143,18 @@ unsafe fn child(
     argv: &[*const libc::c_char; 2],
     envp: &[*const libc::c_char; 1],
 ) -> ! {
+    if let Some((r, w)) = launch.userns_sync {
+        // Our copy of the write end closed: a runner that dies before the
+        // maps are written leaves EOF here, and the child goes.
+        libc::close(w);
+        let mut byte = 0u8;
+        if libc::read(r, (&mut byte as *mut u8).cast(), 1) != 1
+            || libc::setresgid(0, 0, 0) != 0
+            || libc::setresuid(0, 0, 0) != 0
+        {
+            libc::_exit(125);
+        }
+    }
     libc::sigprocmask(libc::SIG_SETMASK, &launch.mask.empty, std::ptr::null_mut());
     // Rust's runtime ignores SIGPIPE, and ignored signals survive execve.
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);

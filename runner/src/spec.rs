@@ -92,6 +92,9 @@ pub struct Spec {
     pub mounts: Vec<Mount>,
     /// Device nodes made in the container (an OCI config's).
     pub devices: Vec<Device>,
+    /// With a user namespace of its own: its ID mappings (an OCI
+    /// config's).
+    pub id_maps: Option<crate::userns::IdMaps>,
     /// `--read-only`: the root's mount read-only, once everything is
     /// mounted on it.
     pub read_only: bool,

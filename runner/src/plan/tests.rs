@@ -18,6 +18,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         root: RootSource::Dir(Rootfs::open("/tmp").unwrap()),
         mounts: Vec::new(),
         devices: Vec::new(),
+        id_maps: None,
         read_only: false,
         image: None,
         user: None,

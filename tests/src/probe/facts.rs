@@ -35,6 +35,18 @@ pub fn main(_: &[String]) -> Result<(), String> {
             .unwrap_or("?");
         fact(&key.to_ascii_lowercase(), value);
     }
+    // The user namespace's mapping, its first line ("0 0 4294967295" in
+    // the host's).
+    let map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    fact(
+        "uid_map",
+        map.lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     fact("hostname", host.trim());
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
