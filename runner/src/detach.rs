@@ -7,7 +7,7 @@
 //! status, as a foreground start would give them — and returns.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
@@ -22,7 +22,7 @@ use crate::store::Store;
 pub fn start(spec: Spec, store_root: &Path, opts: Options, log_cap: u64) -> Result<String> {
     let store = Store::open(store_root)?;
     let id = spec.id.clone();
-    let (ready_r, ready_w) = pipe()?;
+    let (ready_r, ready_w) = crate::spawn::pipe()?;
     // SAFETY: the runner is single-threaded: the child may go on with
     // everything the parent could do.
     match unsafe { libc::fork() } {
@@ -156,22 +156,12 @@ fn output_pipes(tty: bool) -> Result<(Output, Vec<OwnedFd>)> {
     }
     let null = std::fs::File::open("/dev/null").map_err(|e| Error::os("open /dev/null", &e))?;
     let held = |fd: OwnedFd| crate::fds::held(fd).map_err(|e| Error::os("move a pipe", &e));
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let (out_r, out_w) = crate::spawn::pipe()?;
+    let (err_r, err_w) = crate::spawn::pipe()?;
     Ok((
         Output {
             streams: vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
         },
         vec![held(null.into())?, held(out_w)?, held(err_w)?],
     ))
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(Error::os("create pipe", &std::io::Error::last_os_error()));
-    }
-    // SAFETY: both fds were just created and are owned by nothing else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

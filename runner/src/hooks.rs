@@ -8,7 +8,7 @@
 //! are refused as unsupported.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -95,13 +95,7 @@ fn run_one(h: &Hook, state: &str) -> std::result::Result<(), String> {
             .collect()
     };
     let (argv, envp) = (ptrs(&h.args), ptrs(&h.env));
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: fresh fds nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = crate::spawn::pipe().map_err(|e| e.message)?;
     // SAFETY: the child only calls async-signal-safe functions (dup2,
     // sigprocmask, execve, _exit) on memory prepared before the fork.
     let pid = unsafe { libc::fork() };

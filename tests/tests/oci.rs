@@ -734,24 +734,38 @@ fn a_killed_or_failed_create_leaves_nothing() {
     before.check(&store, &[]);
 }
 
-/// One container through create, start and delete, its stdout a file:
-/// what it printed.
-fn oci_run(runner: &Path, store: &Path, bundle: &Path, id: &str, config: &str) -> String {
-    fs::create_dir_all(bundle).unwrap();
-    fs::write(bundle.join("config.json"), config).unwrap();
-    let rt = |args: &[&str]| {
-        let mut c = Command::new(runner);
-        c.arg("--root").arg(store).args(args);
-        c
-    };
+/// The runner with `--root store` and `args`.
+fn husk(runner: &Path, store: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(runner);
+    c.arg("--root").arg(store).args(args);
+    c
+}
+
+/// `create` of the bundle's config.json, the container's stdout a file
+/// in the bundle: that file.
+fn create_logged(runner: &Path, store: &Path, bundle: &Path, id: &str) -> PathBuf {
     let out_path = bundle.join("stdout");
-    let mut create = rt(&["create", "--bundle", bundle.to_str().unwrap(), id]);
+    let mut create = husk(
+        runner,
+        store,
+        &["create", "--bundle", bundle.to_str().unwrap(), id],
+    );
     create
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out_path).unwrap())
         .stderr(Stdio::piped());
     let out = collect(create.spawn().unwrap(), Duration::from_secs(30)).unwrap();
     assert_eq!(out.status, 0, "create {id}\n{out}");
+    out_path
+}
+
+/// One container through create, start and delete, its stdout a file:
+/// what it printed.
+fn oci_run(runner: &Path, store: &Path, bundle: &Path, id: &str, config: &str) -> String {
+    fs::create_dir_all(bundle).unwrap();
+    fs::write(bundle.join("config.json"), config).unwrap();
+    let rt = |args: &[&str]| husk(runner, store, args);
+    let out_path = create_logged(runner, store, bundle, id);
     ok(&mut rt(&["start", id]));
     eventually(&format!("{id} stopped"), || {
         ok(&mut rt(&["state", id])).contains("\"stopped\"")
@@ -922,11 +936,7 @@ fn devices_binds_and_namespaces_as_the_config_asks() {
     let bundle = scratch.0.join("d");
     fs::create_dir_all(&bundle).unwrap();
     fs::write(bundle.join("config.json"), config).unwrap();
-    let rt = |args: &[&str]| {
-        let mut c = Command::new(&env.runner);
-        c.arg("--root").arg(&store).args(args);
-        c
-    };
+    let rt = |args: &[&str]| husk(&env.runner, &store, args);
     ok(&mut rt(&[
         "create",
         "--bundle",
@@ -967,12 +977,7 @@ fn devices_binds_and_namespaces_as_the_config_asks() {
     fs::create_dir_all(&bundle).unwrap();
     fs::write(bundle.join("config.json"), config).unwrap();
     let out = run(
-        Command::new(&env.runner).arg("--root").arg(&store).args([
-            "create",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "evil",
-        ]),
+        &mut rt(&["create", "--bundle", bundle.to_str().unwrap(), "evil"]),
         Duration::from_secs(30),
     );
     assert!(
@@ -998,11 +1003,7 @@ fn a_user_namespace_maps_the_container_root_to_an_unprivileged_host_id() {
     let owned = scratch.0.join("owned");
     fs::create_dir_all(&owned).unwrap();
     let before = Before::take();
-    let rt = |args: &[&str]| {
-        let mut c = Command::new(&env.runner);
-        c.arg("--root").arg(&store).args(args);
-        c
-    };
+    let rt = |args: &[&str]| husk(&env.runner, &store, args);
     let probe = "/bin/husk-probe";
     let config = |caps: &str, linux_extra: &str, mapped: bool| {
         let maps = if mapped {
@@ -1030,14 +1031,7 @@ fn a_user_namespace_maps_the_container_root_to_an_unprivileged_host_id() {
         config(r#""CAP_KILL","CAP_DAC_OVERRIDE""#, user, true),
     )
     .unwrap();
-    let out_path = scratch.0.join("stdout");
-    let mut create = rt(&["create", "--bundle", bundle.to_str().unwrap(), "userns"]);
-    create
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out_path).unwrap())
-        .stderr(Stdio::piped());
-    let out = collect(create.spawn().unwrap(), Duration::from_secs(30)).unwrap();
-    assert_eq!(out.status, 0, "{out}");
+    let out_path = create_logged(&env.runner, &store, &bundle, "userns");
     ok(&mut rt(&["start", "userns"]));
     eventually("the container tried its write", || {
         fs::read_to_string(&out_path).is_ok_and(|o| o.contains("write="))
