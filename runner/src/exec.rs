@@ -252,12 +252,14 @@ fn join(state: &State) -> Result<Joined> {
 
 fn same_file(fd: &OwnedFd, path: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: fstat fills the zeroed struct; the fd is ours.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return false;
+    let ours = fd
+        .try_clone()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    match (ours, std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
-    std::fs::metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == (st.st_dev, st.st_ino))
 }
 
 fn joined_pid_namespace(state: &State) -> Result<OwnedFd> {

@@ -11,6 +11,8 @@ pub struct Arch {
     pub machine: u16,
     /// The Debian package that links this target, when rust-lld cannot.
     pub linker_package: Option<&'static str>,
+    /// Code generation flags for the shim alone.
+    pub shim_flags: &'static str,
 }
 
 pub const ALL: [Arch; 4] = [
@@ -21,6 +23,7 @@ pub const ALL: [Arch; 4] = [
         qemu: "x86_64",
         machine: 62,
         linker_package: None,
+        shim_flags: "",
     },
     Arch {
         name: "aarch64",
@@ -29,6 +32,7 @@ pub const ALL: [Arch; 4] = [
         qemu: "aarch64",
         machine: 183,
         linker_package: None,
+        shim_flags: "",
     },
     // rustup's musl std for these two is not reachable from our machines:
     // static glibc, linked by Debian's cross gcc.
@@ -39,6 +43,9 @@ pub const ALL: [Arch; 4] = [
         qemu: "arm",
         machine: 40,
         linker_package: Some("gcc-arm-linux-gnueabihf"),
+        // Thumb-2, as every ARMv7-A core runs it: a third smaller than
+        // ARM code (16196 bytes to 10820), NEON still not assumed.
+        shim_flags: "-Ctarget-feature=+thumb-mode",
     },
     Arch {
         name: "riscv64",
@@ -47,6 +54,7 @@ pub const ALL: [Arch; 4] = [
         qemu: "riscv64",
         machine: 243,
         linker_package: Some("gcc-riscv64-linux-gnu"),
+        shim_flags: "",
     },
 ];
 

@@ -95,8 +95,11 @@ pub fn build(a: &'static Arch) -> crate::Result<Built> {
             .env("RUSTC_BOOTSTRAP", "1")
             .env(
                 "RUSTFLAGS",
-                "-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no \
-                 -Zlocation-detail=none",
+                format!(
+                    "-Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no \
+                     -Zlocation-detail=none {}",
+                    a.shim_flags
+                ),
             )
             // The shim brings its own _start: no C runtime objects.
             .args(["--", "-C", "link-self-contained=no"]),

@@ -1,16 +1,30 @@
 use core::arch::{asm, global_asm};
 
-// The EABI wants an 8-byte aligned stack at calls.
-global_asm!(
-    ".globl _start",
-    "_start:",
-    "mov fp, #0",
-    "mov lr, #0",
-    "bic sp, sp, #7",
-    "bl {entry}",
-    "udf #0",
-    entry = sym crate::entry,
-);
+// The EABI wants an 8-byte aligned stack at calls (and Thumb cannot
+// `bic` sp itself). A Thumb build marks `_start` a Thumb function: the
+// entry address then gets its low bit, and the kernel starts it in Thumb
+// state.
+macro_rules! start {
+    ($($thumb:literal)?) => {
+        global_asm!(
+            ".globl _start",
+            $($thumb,)?
+            "_start:",
+            "mov fp, #0",
+            "mov lr, #0",
+            "mov r0, sp",
+            "bic r0, r0, #7",
+            "mov sp, r0",
+            "bl {entry}",
+            "udf #0",
+            entry = sym crate::entry,
+        );
+    };
+}
+#[cfg(target_feature = "thumb-mode")]
+start!(".thumb_func");
+#[cfg(not(target_feature = "thumb-mode"))]
+start!();
 
 /// # Safety
 /// The caller upholds the syscall's own contract.
