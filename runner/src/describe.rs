@@ -58,6 +58,7 @@ pub fn op(op: &Op<'_>) -> String {
         }
         Op::RemountBind { path, .. } => format!("remount /{}", s(path)),
         Op::Mknod { path, .. } => format!("make the device /{}", s(path)),
+        Op::PassFds { count, .. } => format!("pass the caller's fds 3 to {}", 2 + count),
         Op::Hostname { name } => format!("sethostname {}", s(name)),
         Op::LoopbackUp => "bring up lo".into(),
         Op::PivotRoot => "pivot_root into the rootfs".into(),
@@ -107,6 +108,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         ],
         Op::RemountBind { .. } => &[OPEN, "bind onto itself", OPEN, "fstatvfs", "remount"],
         Op::Mknod { .. } => &[OPEN, "mknodat", "fchownat"],
+        Op::PassFds { .. } => &["fcntl F_DUPFD_CLOEXEC", "dup3"],
         Op::LoopbackUp => &["socket", "ioctl SIOCSIFFLAGS"],
         Op::PivotRoot => &["fchdir", "pivot_root", "umount2 the old root", "chdir /"],
         Op::ChrootRoot => &["fchdir", "chroot", "chdir /"],

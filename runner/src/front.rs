@@ -244,6 +244,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,
+        preserve_fds: Vec::new(),
         fail_at_step,
         missing,
     };

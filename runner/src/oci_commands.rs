@@ -19,14 +19,16 @@ fn store(g: &Globals) -> Result<Store> {
 }
 
 pub fn create(a: Simple, g: &Globals) -> Result<i32> {
-    if a.opt("preserve-fds").is_some_and(|n| n != "0") {
-        return Err(Error::new("--preserve-fds: only 0 is supported"));
-    }
+    let preserve = preserve_fds(a.opt("preserve-fds").as_deref())?;
     // Accepted: husk decides pivot_root or chroot by the host, and makes
     // no session keyring either way.
     store::check_id(&a.id)?;
     let bundle = oci_config::bundle_dir(a.opt("bundle").as_deref())?;
-    let config = oci_config::read(&bundle, &a.id, &Host::read())?;
+    let mut config = oci_config::read(&bundle, &a.id, &Host::read())?;
+    config.spec.preserve_fds = preserve
+        .iter()
+        .map(std::os::fd::AsRawFd::as_raw_fd)
+        .collect();
     let store = store(g)?;
     let opts = Options {
         oci: Some(Oci {
@@ -53,6 +55,33 @@ pub fn create(a: Simple, g: &Globals) -> Result<i32> {
         socket.as_deref(),
     )?;
     Ok(0)
+}
+
+/// `--preserve-fds N`: this process's fds 3 to N+2, each checked to be
+/// open, to be passed on as the container's: moved up among the fds the
+/// runner holds, out of the way of the shim's own 3 and 4.
+fn preserve_fds(n: Option<&str>) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    let Some(n) = n else { return Ok(Vec::new()) };
+    let count: i32 = n
+        .parse()
+        .ok()
+        .filter(|c| (0..=1024).contains(c))
+        .ok_or_else(|| Error::new(format!("--preserve-fds {n}: expected 0 to 1024")))?;
+    (3..3 + count)
+        .map(|fd| {
+            // SAFETY: F_GETFD only reads the fd's flags.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                return Err(Error::new(format!(
+                    "--preserve-fds {n}: fd {fd} is not open"
+                )));
+            }
+            // SAFETY: an open fd this process was given, and nothing else
+            // in it uses fds 3 to N+2.
+            runner::fds::held(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+                .map_err(|e| Error::os(format_args!("--preserve-fds: move fd {fd}"), &e))
+        })
+        .collect()
 }
 
 /// `exec` as runc's callers give it: `--process F.json` (or the command

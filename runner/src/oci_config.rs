@@ -347,6 +347,7 @@ pub fn parse(
         rlimits,
         oom_score_adj,
         await_start: None,
+        preserve_fds: Vec::new(),
         fail_at_step: None,
         missing,
     };

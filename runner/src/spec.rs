@@ -158,6 +158,9 @@ pub struct Spec {
     /// OCI `create`: the fd the shim waits on before its exec (the
     /// entry's exec fifo; see oci/).
     pub await_start: Option<std::os::fd::RawFd>,
+    /// With `await_start`: fds of the runner's that become the program's
+    /// 3 and up, in order (an OCI caller's --preserve-fds).
+    pub preserve_fds: Vec<std::os::fd::RawFd>,
     /// Tests only: make the shim fail before this step (HUSK_FAIL_AT_STEP).
     pub fail_at_step: Option<usize>,
     /// Kernel calls known (or pretended, HUSK_PRETEND_ENOSYS) to be missing.

@@ -169,6 +169,35 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             let ids = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
             fs::chownat(&dir, name, ids.0, ids.1, fs::AtFlags::SYMLINK_NOFOLLOW).at(2)
         }
+        Op::PassFds { from, count } => {
+            use linux_raw_sys::general::__NR_dup3;
+            // Above both ranges first: a source may sit where another goes.
+            let above = from.max(3) + count;
+            for i in 0..count {
+                let fd = adopt(from + i).at(0)?;
+                let high = rustix::io::fcntl_dupfd_cloexec(&fd, (above + i) as i32).at(0)?;
+                core::mem::forget(high);
+            }
+            for i in 0..count {
+                // SAFETY: dup3 onto fds the shim no longer uses (its plan
+                // and report are closed) from the copies made above, which
+                // are ours alone; the new fd is without close-on-exec.
+                let r = unsafe {
+                    arch::syscall(
+                        __NR_dup3 as usize,
+                        (above + i) as usize,
+                        (3 + i) as usize,
+                        0,
+                    )
+                };
+                if r < 0 {
+                    return Err(Errno::from_raw_os_error(-r as i32)).at(1);
+                }
+                // SAFETY: as above.
+                unsafe { rustix::io::close((above + i) as i32) };
+            }
+            Ok(())
+        }
         Op::Sysctl { path, value } => {
             let (dir, name) = open_parent_in(state.root().at(0)?, path).at(0)?;
             let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;

@@ -329,9 +329,14 @@ ops! { 'a;
     /// owner set to `uid`:`gid`: a device node of an OCI config's
     /// `linux.devices`.
     30 => Mknod { path: &'a CStr, mode: u32, dev: u32, uid: u32, gid: u32 },
+    /// The `count` fds the runner passed from `from` on become the
+    /// program's fds 3 and up, left open across the exec (an OCI caller's
+    /// `--preserve-fds`). After `AwaitStart`, when the shim's own 3 and 4
+    /// are closed.
+    31 => PassFds { from: u32, count: u32 },
     /// `execve` each candidate path in turn (the command looked up in the
     /// container's PATH) with `argv` and `envp`.
-    31 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
+    32 => Exec { candidates: Strs<'a>, argv: Strs<'a>, envp: Strs<'a> },
 }
 
 /// A field type of the wire format.

@@ -1093,3 +1093,106 @@ fn a_user_namespace_maps_the_container_root_to_an_unprivileged_host_id() {
     }
     before.check(&store, &[]);
 }
+
+/// `create --preserve-fds 2`, as podman passes a socket-activated
+/// service's sockets: the caller's fds 3 and 4 are the container
+/// process's 3 and 4, and nothing else of the runner's or the shim's is
+/// open there. An fd that is not open is one line.
+#[test]
+fn preserved_fds_are_the_containers_3_and_4() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("preserve");
+    let store = scratch.0.join("store");
+    let bundle = scratch.0.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    let before = Before::take();
+    fs::write(
+        bundle.join("config.json"),
+        format!(
+            r#"{{"ociVersion":"1.2.0","root":{{"path":"{}","readonly":true}},
+            "process":{{"args":["/bin/sh","-c","echo three >&3; echo four >&4; exec /bin/husk-probe facts"],"cwd":"/"}},
+            "linux":{{"namespaces":[{{"type":"mount"}},{{"type":"pid"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"network"}}]}}}}"#,
+            env.rootfs.display()
+        ),
+    )
+    .unwrap();
+    let three = fs::File::create(scratch.0.join("three")).unwrap();
+    let four = fs::File::create(scratch.0.join("four")).unwrap();
+    let out_path = scratch.0.join("stdout");
+    let mut create = husk(
+        &env.runner,
+        &store,
+        &[
+            "create",
+            "--preserve-fds",
+            "2",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "kept",
+        ],
+    );
+    let fds = [three.as_raw_fd(), four.as_raw_fd()];
+    // SAFETY: dup2 and fcntl are async-signal-safe, on fds the parent
+    // holds open. (dup2 onto itself leaves close-on-exec set: cleared.)
+    unsafe {
+        create.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                let to = 3 + i as i32;
+                if libc::dup2(*fd, to) < 0 || libc::fcntl(to, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    create
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::piped());
+    let out = collect(create.spawn().unwrap(), Duration::from_secs(30)).unwrap();
+    assert_eq!(out.status, 0, "{out}");
+    ok(&mut husk(&env.runner, &store, &["start", "kept"]));
+    eventually("it ran", || {
+        fs::read_to_string(&out_path).is_ok_and(|o| o.contains("fds="))
+    });
+    let out = fs::read_to_string(&out_path).unwrap();
+    assert_eq!(
+        fs::read_to_string(scratch.0.join("three")).unwrap(),
+        "three\n"
+    );
+    assert_eq!(
+        fs::read_to_string(scratch.0.join("four")).unwrap(),
+        "four\n"
+    );
+    assert_eq!(facts(&out, "fds"), ["5"], "{out}");
+    eventually("stopped", || {
+        ok(&mut husk(&env.runner, &store, &["state", "kept"])).contains("\"stopped\"")
+    });
+    ok(&mut husk(&env.runner, &store, &["delete", "kept"]));
+
+    // Without the caller's fds, fd 3 is not open in the runner: refused
+    // before anything is made.
+    let out = run(
+        &mut husk(
+            &env.runner,
+            &store,
+            &[
+                "create",
+                "--preserve-fds",
+                "3",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                "not-open",
+            ],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status != 0 && out.stderr.contains("--preserve-fds 3: fd 3 is not open"),
+        "{out}"
+    );
+    before.check(&store, &[]);
+}

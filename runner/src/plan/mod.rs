@@ -299,6 +299,14 @@ pub fn build(
         // the command up at create either.)
         let fd = p.pass(fd);
         p.push(Op::AwaitStart { fd });
+        // The caller's fds 3 and up (--preserve-fds), once the shim's own
+        // 3 and 4 are closed; consecutive in the passed fds.
+        if let Some(from) = spec.preserve_fds.iter().map(|&fd| p.pass(fd)).min() {
+            p.push(Op::PassFds {
+                from,
+                count: spec.preserve_fds.len() as u32,
+            });
+        }
     }
     let mut storage: [Vec<u8>; 3] = Default::default();
     let [a, b, c] = &mut storage;

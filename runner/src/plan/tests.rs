@@ -56,6 +56,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         rlimits: Vec::new(),
         oom_score_adj: None,
         await_start: None,
+        preserve_fds: Vec::new(),
         fail_at_step: None,
         missing: Missing::default(),
     }
