@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use std::ffi::CString;
 
 use shim::plan::{ms, Op};
-use shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN};
+use shim::report::{Report, STEP_DECODE_PLAN, STEP_EXEC_SHIM, STEP_READ_PLAN, STEP_USERNS_ROOT};
 
 use crate::error::{describe_errno, Error, NOT_EXECUTABLE, NOT_FOUND};
 use crate::plan::Plan;
@@ -148,6 +148,15 @@ pub fn failure(what: &Process<'_>, plan: &Plan, report: Report) -> Error {
             describe_errno(errno)
         )),
         STEP_READ_PLAN => Error::new(format!("shim: read plan: {}", describe_errno(errno))),
+        STEP_USERNS_ROOT => Error::new(format!(
+            "become uid and gid 0 of the container's user namespace: {}: {}",
+            if report.sub == 0 {
+                "setresgid"
+            } else {
+                "setresuid"
+            },
+            describe_errno(errno)
+        )),
         STEP_DECODE_PLAN => {
             Error::new("shim: refused a malformed plan (runner and shim from different builds?)")
         }

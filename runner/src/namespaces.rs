@@ -83,21 +83,11 @@ impl Default for Namespaces {
     /// Every namespace new but the user one: what a container is (a user
     /// namespace is an OCI config's to ask for).
     fn default() -> Namespaces {
-        Namespaces {
-            table: Kind::ORDER
-                .iter()
-                .map(|&k| {
-                    (
-                        k,
-                        if k == Kind::User {
-                            Mode::Host
-                        } else {
-                            Mode::New
-                        },
-                    )
-                })
-                .collect(),
-        }
+        let mut ns = Namespaces {
+            table: Kind::ORDER.iter().map(|&k| (k, Mode::New)).collect(),
+        };
+        ns.set(Kind::User, Mode::Host);
+        ns
     }
 }
 

@@ -4,7 +4,9 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use shim::report::{Report, FIRST_PASSED_FD, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM};
+use shim::report::{
+    Report, FIRST_PASSED_FD, PLAN_FD, RECORD_LEN, REPORT_FD, STEP_EXEC_SHIM, STEP_USERNS_ROOT,
+};
 
 use crate::error::{Error, Result};
 use crate::shim::Shim;
@@ -144,15 +146,23 @@ unsafe fn child(
     envp: &[*const libc::c_char; 1],
 ) -> ! {
     if let Some((r, w)) = launch.userns_sync {
-        // Our copy of the write end closed: a runner that dies before the
-        // maps are written leaves EOF here, and the child goes.
+        // Our copy of the write end closed: a runner that dies (or fails)
+        // before the maps are written leaves EOF here, and the child goes,
+        // with nobody to tell.
         libc::close(w);
         let mut byte = 0u8;
-        if libc::read(r, (&mut byte as *mut u8).cast(), 1) != 1
-            || libc::setresgid(0, 0, 0) != 0
-            || libc::setresuid(0, 0, 0) != 0
-        {
-            libc::_exit(125);
+        if libc::read(r, (&mut byte as *mut u8).cast(), 1) != 1 {
+            libc::_exit(crate::error::RUNTIME);
+        }
+        let sub = if libc::setresgid(0, 0, 0) != 0 {
+            0
+        } else if libc::setresuid(0, 0, 0) != 0 {
+            1
+        } else {
+            u32::MAX
+        };
+        if sub != u32::MAX {
+            report_and_exit(report, STEP_USERNS_ROOT, sub);
         }
     }
     libc::sigprocmask(libc::SIG_SETMASK, &launch.mask.empty, std::ptr::null_mut());
@@ -181,13 +191,14 @@ unsafe fn child(
     if ok {
         launch.shim.exec(argv.as_ptr(), envp.as_ptr());
     }
+    report_and_exit(report, STEP_EXEC_SHIM, 0)
+}
+
+/// In the child, before the shim: reports errno as the failure of `step`
+/// on the report pipe, as the shim reports its own, and exits.
+unsafe fn report_and_exit(report: i32, step: u32, sub: u32) -> ! {
     let errno = *libc::__errno_location() as u32;
-    let record = Report {
-        step: STEP_EXEC_SHIM,
-        sub: 0,
-        errno,
-    }
-    .to_bytes();
+    let record = Report { step, sub, errno }.to_bytes();
     libc::write(report, record.as_ptr().cast(), record.len());
     libc::_exit(crate::error::RUNTIME)
 }

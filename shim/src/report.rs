@@ -22,6 +22,9 @@ pub const STEP_EXEC_SHIM: u32 = u32::MAX;
 pub const STEP_READ_PLAN: u32 = u32::MAX - 1;
 /// The plan was malformed; `errno` is EINVAL.
 pub const STEP_DECODE_PLAN: u32 = u32::MAX - 2;
+/// The runner's child could not become the root of the container's user
+/// namespace (`sub` 0: setresgid, 1: setresuid).
+pub const STEP_USERNS_ROOT: u32 = u32::MAX - 3;
 
 /// The fds the runner hands the shim: the plan to read, the report to write.
 pub const PLAN_FD: i32 = 3;

@@ -1091,6 +1091,30 @@ fn a_user_namespace_maps_the_container_root_to_an_unprivileged_host_id() {
             "{why}: {out}"
         );
     }
+    // Ranges that overlap inside the namespace: the kernel refuses the
+    // map once the child is cloned and in its cgroup; the runner says so
+    // in one line and ends it, leaving nothing.
+    let overlapping = config(r#""CAP_KILL""#, user, true).replace(
+        r#"[{"containerID":0,"hostID":100000,"size":65536}],
+              "gidMappings""#,
+        r#"[{"containerID":0,"hostID":100000,"size":10},{"containerID":5,"hostID":200000,"size":10}],
+              "gidMappings""#,
+    );
+    assert!(
+        overlapping.contains("200000"),
+        "the test's config did not change"
+    );
+    fs::write(bundle.join("config.json"), overlapping).unwrap();
+    let out = run(
+        &mut rt(&["create", "--bundle", bundle.to_str().unwrap(), "overlap"]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status != 0
+            && out.stderr.contains("uid_map: EINVAL")
+            && out.stderr.lines().count() == 1,
+        "{out}"
+    );
     before.check(&store, &[]);
 }
 
