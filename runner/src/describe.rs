@@ -108,7 +108,7 @@ pub fn syscall(op: &Op<'_>, sub: u32) -> Option<&'static str> {
         ],
         Op::RemountBind { .. } => &[OPEN, "bind onto itself", OPEN, "fstatvfs", "remount"],
         Op::Mknod { .. } => &[OPEN, "mknodat", "fchownat"],
-        Op::PassFds { .. } => &["fcntl F_DUPFD_CLOEXEC", "dup3"],
+        Op::PassFds { .. } => &["dup3 above", "dup3 to 3 and up"],
         Op::LoopbackUp => &["socket", "ioctl SIOCSIFFLAGS"],
         Op::PivotRoot => &["fchdir", "pivot_root", "umount2 the old root", "chdir /"],
         Op::ChrootRoot => &["fchdir", "chroot", "chdir /"],

@@ -170,30 +170,37 @@ pub fn run(state: &mut State, op: &Op<'_>) -> Result<(), Fail> {
             fs::chownat(&dir, name, ids.0, ids.1, fs::AtFlags::SYMLINK_NOFOLLOW).at(2)
         }
         Op::PassFds { from, count } => {
-            use linux_raw_sys::general::__NR_dup3;
-            // Above both ranges first: a source may sit where another goes.
-            let above = from.max(3) + count;
-            for i in 0..count {
-                let fd = adopt(from + i).at(0)?;
-                let high = rustix::io::fcntl_dupfd_cloexec(&fd, (above + i) as i32).at(0)?;
-                core::mem::forget(high);
-            }
-            for i in 0..count {
-                // SAFETY: dup3 onto fds the shim no longer uses (its plan
-                // and report are closed) from the copies made above, which
-                // are ours alone; the new fd is without close-on-exec.
+            use linux_raw_sys::general::{__NR_dup3, O_CLOEXEC};
+            // dup3 to numbers of our choosing: first above both ranges (a
+            // source may sit where another goes), then down to 3 and up,
+            // without close-on-exec. Nothing of the shim's is open above
+            // the passed fds, the last of which these are, nor at 3 and 4
+            // (its plan and report, closed by now).
+            let dup3 = |from: u32, to: u32, flags: u32| {
+                // SAFETY: plain integers; dup3 replaces `to`, which is ours.
                 let r = unsafe {
                     arch::syscall(
                         __NR_dup3 as usize,
-                        (above + i) as usize,
-                        (3 + i) as usize,
-                        0,
+                        from as usize,
+                        to as usize,
+                        flags as usize,
                     )
                 };
                 if r < 0 {
-                    return Err(Errno::from_raw_os_error(-r as i32)).at(1);
+                    Err(Errno::from_raw_os_error(-r as i32))
+                } else {
+                    Ok(())
                 }
-                // SAFETY: as above.
+            };
+            let above = from.max(3) + count;
+            for i in 0..count {
+                dup3(from + i, above + i, O_CLOEXEC).at(0)?;
+                // SAFETY: the runner passed it for this op alone.
+                unsafe { rustix::io::close((from + i) as i32) };
+            }
+            for i in 0..count {
+                dup3(above + i, 3 + i, 0).at(1)?;
+                // SAFETY: the copy made above, ours alone.
                 unsafe { rustix::io::close((above + i) as i32) };
             }
             Ok(())
