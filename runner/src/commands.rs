@@ -299,6 +299,7 @@ pub fn exec(a: cli::Exec) -> Result<i32> {
         missing: Missing::pretend(&std::env::var("HUSK_PRETEND_ENOSYS").unwrap_or_default())
             .map_err(Error::new)?,
         oci: None,
+        program: None,
     };
     if !host.is_root {
         return Err(Error::new(

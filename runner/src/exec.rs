@@ -12,7 +12,7 @@
 //! (plan/exec.rs).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::cgroup::{read_or_empty, CgroupFs, Layout, RealFs};
 use crate::error::{Error, Result};
@@ -37,6 +37,9 @@ pub struct Request {
     pub missing: crate::kernel::Missing,
     /// OCI `exec`: the process as its caller gave it.
     pub oci: Option<OciProcess>,
+    /// The program, found in the container; None: `argv[0]`, searched
+    /// for on the PATH as `run` searches (an OCI hook names both).
+    pub program: Option<String>,
 }
 
 /// What an OCI caller's process.json (or flags) says beyond `Request`'s
@@ -59,13 +62,59 @@ pub struct OciProcess {
 }
 
 pub fn exec(store: &Store, req: Request) -> Result<i32> {
-    fds::cloexec_from(3, &req.missing)?;
     let found = store.find(&req.id)?;
     let state = match &found.state {
         Ok(s) if s.oci => crate::oci::live(&found)?,
         _ => lifecycle::running(&found)?.clone(),
     };
-    let joined = join(&state)?;
+    let Launched {
+        mut child,
+        mut pty,
+        mask,
+    } = launch(&state, &req, None)?;
+    let oci = req.oci.as_ref();
+    if let Some(o) = oci {
+        if let (Some(path), Some(p)) = (&o.console_socket, pty.take()) {
+            if let Err(e) = p.send_master(path) {
+                child.kill_and_reap();
+                return Err(e);
+            }
+        }
+        if let Some(path) = &o.pid_file {
+            if let Err(e) = crate::oci::write_pid_file(path, child.pid) {
+                child.kill_and_reap();
+                return Err(e);
+            }
+        }
+        if o.detach {
+            return Ok(0);
+        }
+    }
+    // SAFETY: isatty takes an fd number.
+    let on_terminal = unsafe { libc::isatty(0) == 1 };
+    let raw = pty
+        .as_ref()
+        .filter(|_| on_terminal)
+        .map(|_| tty::RawMode::enter());
+    let exit = signals::supervise(child.pid, &mask, pty.as_ref());
+    drop(raw);
+    Ok(exit.status())
+}
+
+/// A process the shim has exec'd in a container, with the signals the
+/// runner blocked to supervise it.
+pub struct Launched {
+    pub child: spawn::Container,
+    pub pty: Option<tty::Pty>,
+    pub mask: signals::Mask,
+}
+
+/// Starts `req`'s process in the container `state` is of; `stdin`, when
+/// given, becomes its fd 0 (and `req`'s terminal and `interactive` are
+/// not asked for).
+pub fn launch(state: &State, req: &Request, stdin: Option<RawFd>) -> Result<Launched> {
+    fds::cloexec_from(3, &req.missing)?;
+    let joined = join(state)?;
     let cstrings = |what: &str, v: &[String]| {
         v.iter()
             .map(|a| spec::cstring(what, a))
@@ -81,8 +130,13 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
     }
     let env = cstrings("--env", &env)?;
     let argv = cstrings("command", &req.argv)?;
-    let first = req.argv.first().map(String::as_str).unwrap_or("");
-    let candidates = spec::candidates(first, &spec::path_of(&env))?;
+    let candidates = match &req.program {
+        Some(p) => vec![spec::cstring("path", p)?],
+        None => {
+            let first = req.argv.first().map(String::as_str).unwrap_or("");
+            spec::candidates(first, &spec::path_of(&env))?
+        }
+    };
     let workdir = req.workdir.as_deref().unwrap_or(&state.spec.workdir);
     if !workdir.starts_with('/') {
         return Err(Error::new(format!(
@@ -133,7 +187,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
     } else {
         None
     };
-    let null = if req.tty || req.interactive {
+    let null = if req.tty || req.interactive || stdin.is_some() {
         None
     } else {
         let f = std::fs::File::open("/dev/null").map_err(|e| Error::os("open /dev/null", &e))?;
@@ -145,9 +199,9 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
     let stdio = match (&slave, &null) {
         (Some(s), _) => [Some(s.as_raw_fd()); 3],
         (None, Some(n)) => [Some(n.as_raw_fd()), None, None],
-        (None, None) => [None; 3],
+        (None, None) => [stdin, None, None],
     };
-    let pid_ns = joined_pid_namespace(&state)?;
+    let pid_ns = joined_pid_namespace(state)?;
     let mut child = spawn::clone_shim(&spawn::Launch {
         shim: &shim,
         clone_flags: 0,
@@ -159,7 +213,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         userns_sync: None,
     })?;
     drop((slave, null, pid_ns));
-    if let Err(e) = join_cgroups(&state, child.pid) {
+    if let Err(e) = join_cgroups(state, child.pid) {
         child.kill_and_reap();
         return Err(e);
     }
@@ -175,32 +229,7 @@ pub fn exec(store: &Store, req: Request) -> Result<i32> {
         return Err(describe::failure(&what, &plan, report));
     }
     drop((shim, joined));
-    if let Some(o) = oci {
-        if let (Some(path), Some(p)) = (&o.console_socket, pty.take()) {
-            if let Err(e) = p.send_master(path) {
-                child.kill_and_reap();
-                return Err(e);
-            }
-        }
-        if let Some(path) = &o.pid_file {
-            if let Err(e) = crate::oci::write_pid_file(path, child.pid) {
-                child.kill_and_reap();
-                return Err(e);
-            }
-        }
-        if o.detach {
-            return Ok(0);
-        }
-    }
-    // SAFETY: isatty takes an fd number.
-    let on_terminal = unsafe { libc::isatty(0) == 1 };
-    let raw = pty
-        .as_ref()
-        .filter(|_| on_terminal)
-        .map(|_| tty::RawMode::enter());
-    let exit = signals::supervise(child.pid, &mask, pty.as_ref());
-    drop(raw);
-    Ok(exit.status())
+    Ok(Launched { child, pty, mask })
 }
 
 /// Opens `/proc/PID/<what>` of the container's PID 1.
@@ -234,7 +263,7 @@ fn still_pid_one(state: &State) -> Result<()> {
 
 /// PID 1's namespaces, but the PID one (see spawn.rs), in the order they
 /// are set up, and its root.
-fn join(state: &State) -> Result<Joined> {
+pub(crate) fn join(state: &State) -> Result<Joined> {
     let mut namespaces = Vec::new();
     for kind in Kind::ORDER.into_iter().filter(|k| *k != Kind::Pid) {
         let fd = open_of(state, &format!("ns/{}", kind.name()), libc::O_RDONLY)?;
@@ -262,7 +291,7 @@ fn same_file(fd: &OwnedFd, path: &str) -> bool {
     }
 }
 
-fn joined_pid_namespace(state: &State) -> Result<OwnedFd> {
+pub(crate) fn joined_pid_namespace(state: &State) -> Result<OwnedFd> {
     let fd = open_of(state, "ns/pid", libc::O_RDONLY)?;
     still_pid_one(state)?;
     Ok(fd)
@@ -271,7 +300,7 @@ fn joined_pid_namespace(state: &State) -> Result<OwnedFd> {
 /// Moves `pid` into PID 1's cgroup in every hierarchy where it is not
 /// already there: the container's own cgroups when it has limits, else
 /// wherever its PID 1 is (the caller's, when it started).
-fn join_cgroups(state: &State, pid: i32) -> Result<()> {
+pub(crate) fn join_cgroups(state: &State, pid: i32) -> Result<()> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| Error::os("read /proc/self/mountinfo", &e))?;
     let theirs = std::fs::read_to_string(format!("/proc/{}/cgroup", state.pid))

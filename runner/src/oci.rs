@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::hooks;
+use crate::hooks::{self, Place};
 use crate::json::Value;
 use crate::process::kill_if_same;
 use crate::run::{self, Options};
@@ -82,8 +82,11 @@ pub fn create(
         entry.state.pid = pid;
         let doc = document(&entry.state);
         for stage in ["prestart", "createRuntime"] {
-            hooks::run(&stage_hooks(&entry.state, stage)?, stage, &doc)?;
+            hooks::run(&stage_hooks(&entry.state, stage)?, stage, &doc, &Place::Host)?;
         }
+        let stage = "createContainer";
+        let place = Place::Joined(&entry.state);
+        hooks::run(&stage_hooks(&entry.state, stage)?, stage, &doc, &place)?;
         entry.state.supervisor = 0;
         entry.state.supervisor_start = 0;
         entry.save()
@@ -193,7 +196,8 @@ fn stage_hooks(s: &State, stage: &str) -> Result<Vec<hooks::Hook>> {
 /// Runs the hooks of a stage whose failure the runtime only reports
 /// (poststart, poststop).
 fn warn_hooks(s: &State, stage: &str) {
-    let ran = stage_hooks(s, stage).and_then(|h| hooks::run(&h, stage, &document(s)));
+    let ran =
+        stage_hooks(s, stage).and_then(|h| hooks::run(&h, stage, &document(s), &Place::Host));
     if let Err(e) = ran {
         eprintln!("runner: warning: {e}");
     }
@@ -220,8 +224,14 @@ fn document(s: &State) -> String {
     }
 }
 
-/// `start`: lets a created container exec its program.
-pub fn start(store: &Store, id: &str) -> Result<()> {
+/// `start`: lets a created container exec its program, once its
+/// startContainer hooks have run (`shim` starts them); a hook that fails
+/// stops the container.
+pub fn start(
+    store: &Store,
+    id: &str,
+    shim: impl FnOnce() -> Result<crate::shim::Source>,
+) -> Result<()> {
     let mut h = hold(store, id)?;
     if h.state.status != Status::Created {
         return Err(Error::new(format!(
@@ -231,6 +241,19 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         )));
     }
     let path = h.dir.join(FIFO);
+    let stage = "startContainer";
+    let start_hooks = stage_hooks(&h.state, stage)?;
+    if !start_hooks.is_empty() {
+        let ran = shim().and_then(|shim| {
+            let place = Place::Inside(&h.state, &shim);
+            hooks::run(&start_hooks, stage, &document(&h.state), &place)
+        });
+        if let Err(e) = ran {
+            kill_if_same(h.state.pid, h.state.pid_start, libc::SIGKILL);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+    }
     // Non-blocking: with no reader (PID 1 gone) this is ENXIO, not a hang.
     let fifo = fs::OpenOptions::new()
         .write(true)

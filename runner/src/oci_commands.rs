@@ -145,6 +145,7 @@ pub fn exec(a: crate::cli::lifecycle::Exec, g: &Globals) -> Result<i32> {
         shim: runner::shim::Source::choose(None, || host.own_exe())?,
         missing: runner::kernel::Missing::default(),
         oci: Some(oci),
+        program: None,
     };
     runner::exec::exec(&store(g)?, req)
 }
@@ -175,7 +176,10 @@ pub fn ps(a: crate::cli::lifecycle::Ps, g: &Globals) -> Result<i32> {
 }
 
 pub fn start(a: Simple, g: &Globals) -> Result<i32> {
-    oci::start(&store(g)?, &a.id)?;
+    oci::start(&store(g)?, &a.id, || {
+        let host = Host::read();
+        runner::shim::Source::choose(None, || host.own_exe())
+    })?;
     Ok(0)
 }
 
@@ -239,7 +243,7 @@ pub fn features_doc() -> Result<Value> {
     runner::json::parse(&doc).map_err(Error::new)
 }
 
-const FEATURES: &str = r#"{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.0","hooks":["prestart","createRuntime","poststart","poststop"],"mountOptions":["ro","rw","nosuid","suid","nodev","dev","noexec","exec","bind","rbind","private","rprivate","slave","rslave","shared","rshared","unbindable","runbindable","mode","size","nr_inodes","uid","gid","strictatime","relatime","noatime"],"linux":{"namespaces":["user","pid","network","ipc","uts","mount","cgroup"],"capabilities":[CAPS],"cgroup":{"v1":true,"v2":true,"systemd":false,"systemdUser":false},"seccomp":{"enabled":true,"actions":["SCMP_ACT_ALLOW","SCMP_ACT_ERRNO","SCMP_ACT_KILL","SCMP_ACT_KILL_THREAD","SCMP_ACT_KILL_PROCESS","SCMP_ACT_TRAP","SCMP_ACT_TRACE","SCMP_ACT_LOG"],"operators":["SCMP_CMP_EQ","SCMP_CMP_NE","SCMP_CMP_LT","SCMP_CMP_LE","SCMP_CMP_GT","SCMP_CMP_GE","SCMP_CMP_MASKED_EQ"],"archs":["ARCH"]},"apparmor":{"enabled":false},"selinux":{"enabled":false}},"annotations":{"io.github.husk.version":"VERSION"}}"#;
+const FEATURES: &str = r#"{"ociVersionMin":"1.0.0","ociVersionMax":"1.2.0","hooks":["prestart","createRuntime","createContainer","startContainer","poststart","poststop"],"mountOptions":["ro","rw","nosuid","suid","nodev","dev","noexec","exec","bind","rbind","private","rprivate","slave","rslave","shared","rshared","unbindable","runbindable","mode","size","nr_inodes","uid","gid","strictatime","relatime","noatime"],"linux":{"namespaces":["user","pid","network","ipc","uts","mount","cgroup"],"capabilities":[CAPS],"cgroup":{"v1":true,"v2":true,"systemd":false,"systemdUser":false},"seccomp":{"enabled":true,"actions":["SCMP_ACT_ALLOW","SCMP_ACT_ERRNO","SCMP_ACT_KILL","SCMP_ACT_KILL_THREAD","SCMP_ACT_KILL_PROCESS","SCMP_ACT_TRAP","SCMP_ACT_TRACE","SCMP_ACT_LOG"],"operators":["SCMP_CMP_EQ","SCMP_CMP_NE","SCMP_CMP_LT","SCMP_CMP_LE","SCMP_CMP_GT","SCMP_CMP_GE","SCMP_CMP_MASKED_EQ"],"archs":["ARCH"]},"apparmor":{"enabled":false},"selinux":{"enabled":false}},"annotations":{"io.github.husk.version":"VERSION"}}"#;
 
 /// With `--log`, the error also goes there: one JSON object per line
 /// (containerd's shim reads the last error line; podman reads the file)

@@ -919,9 +919,9 @@ mod tests {
         let e = err(config(
             PROCESS,
             NS,
-            r#","hooks":{"createContainer":[{"path":"/bin/true"}]}"#,
+            r#","hooks":{"createcontainer":[{"path":"/bin/true"}]}"#,
         ));
-        assert!(e.contains("hooks.createContainer: not supported"), "{e}");
+        assert!(e.contains("hooks.createcontainer: not supported"), "{e}");
         // Empty is as good as absent.
         assert!(config(
             PROCESS,

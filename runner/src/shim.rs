@@ -25,6 +25,19 @@ pub enum Source {
 }
 
 impl Source {
+    /// Another handle on the same shim (its fd duplicated).
+    pub fn try_clone(&self) -> Result<Source> {
+        Ok(match self {
+            Source::File { fd, path } => Source::File {
+                fd: fd
+                    .try_clone()
+                    .map_err(|e| Error::os(format_args!("dup the fd of {}", path.display()), &e))?,
+                path: path.clone(),
+            },
+            Source::Embedded => Source::Embedded,
+        })
+    }
+
     /// `--shim PATH`, else the embedded copy, else husk-shim beside the runner.
     /// `own_exe` is asked only when nothing is built in and no --shim given.
     pub fn choose<'a>(

@@ -53,37 +53,24 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
     let (plan_r, plan_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
 
-    // The runner's own PID namespace, to go back to: what it starts later
-    // (an OCI config's hooks) runs in the runtime's namespace.
-    let own = match launch.pid_namespace {
-        Some(ns) => {
-            let own = std::fs::File::open("/proc/self/ns/pid")
-                .map_err(|e| Error::os("open /proc/self/ns/pid", &e))?;
-            enter_pid_namespace(ns, "the container's")?;
-            Some(own)
-        }
-        None => None,
-    };
     let argv = [c"husk-shim".as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null()];
 
-    // SAFETY: a raw clone without CLONE_VM is a fork: the child runs on a
-    // copy of this (single-threaded) process and only makes raw syscalls
-    // before execve, all with data prepared above.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (launch.clone_flags | libc::SIGCHLD) as libc::c_long,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
-    let clone_error = std::io::Error::last_os_error();
-    if let (Some(own), true) = (&own, pid != 0) {
-        enter_pid_namespace(own.as_raw_fd(), "the runner's own")?;
-    }
+    let (pid, clone_error) = fork_into(launch.pid_namespace, || {
+        // SAFETY: a raw clone without CLONE_VM is a fork: the child runs on
+        // a copy of this (single-threaded) process and only makes raw
+        // syscalls before execve, all with data prepared above.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (launch.clone_flags | libc::SIGCHLD) as libc::c_long,
+                0,
+                0,
+                0,
+                0,
+            )
+        }
+    })?;
     if pid < 0 {
         return Err(Error::os(
             "clone the shim into new namespaces",
@@ -107,6 +94,29 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
         plan: Some(plan_w.into()),
         report: Some(report_r.into()),
     })
+}
+
+/// Calls `fork` (a fork or a clone: its result and errno are returned)
+/// with the children it makes in the PID namespace `ns`, if given; the
+/// parent then goes back to its own, so that what it starts later (an OCI
+/// config's hooks) runs in the runtime's.
+pub(crate) fn fork_into(
+    ns: Option<RawFd>,
+    fork: impl FnOnce() -> libc::c_long,
+) -> Result<(libc::c_long, std::io::Error)> {
+    let Some(ns) = ns else {
+        let pid = fork();
+        return Ok((pid, std::io::Error::last_os_error()));
+    };
+    let own =
+        std::fs::File::open("/proc/self/ns/pid").map_err(|e| Error::os("open /proc/self/ns/pid", &e))?;
+    enter_pid_namespace(ns, "the container's")?;
+    let pid = fork();
+    let error = std::io::Error::last_os_error();
+    if pid != 0 {
+        enter_pid_namespace(own.as_raw_fd(), "the runner's own")?;
+    }
+    Ok((pid, error))
 }
 
 /// setns(CLONE_NEWPID): only the children this process makes from now on

@@ -1220,3 +1220,187 @@ fn preserved_fds_are_the_containers_3_and_4() {
     );
     before.check(&store, &[]);
 }
+
+/// The hooks that run in the container's namespaces. `createContainer`
+/// is a host script (its path is not in the container): it runs in the
+/// container's namespaces, cgroups and root with the runtime's
+/// capabilities, as the container's root in its user namespace.
+/// `startContainer` is the container's own program: it runs there as the
+/// container's processes do, with their capabilities and no_new_privs.
+/// Both get the state on stdin. A hook that fails, or cannot be found
+/// where its stage looks, is one line; a failed createContainer leaves
+/// nothing, a failed startContainer stops the container before its
+/// program runs.
+#[test]
+fn container_hooks_run_in_the_containers_namespaces() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("hooks");
+    let store = scratch.0.join("store");
+    let bundle = scratch.0.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    let before = Before::take();
+    let rt = |args: &[&str]| husk(&env.runner, &store, args);
+    // Each hook prints the probe's facts and the state's status, its keys
+    // prefixed with the stage.
+    let report = |stage: &str| {
+        format!(
+            "/bin/husk-probe facts | /bin/sed s/^/{stage}./; \
+             /bin/grep -o '\"status\": \"[a-z]*\"' | /bin/sed 's/.*: \"\\(.*\\)\"/{stage}.status=\\1/'"
+        )
+    };
+    let script = scratch.0.join("create-hook");
+    fs::write(&script, format!("#!/bin/sh\n{}\n", report("create"))).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let config = |create: &str, start: &str, userns: bool| {
+        let (ns, maps) = if userns {
+            (
+                r#"{"type":"user"},"#,
+                r#","uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],
+                   "gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]"#,
+            )
+        } else {
+            ("", "")
+        };
+        format!(
+            r#"{{"ociVersion":"1.2.0","root":{{"path":"{}","readonly":true}},
+            "process":{{"args":["/bin/husk-probe","facts"],"cwd":"/","noNewPrivileges":true,
+              "capabilities":{{"bounding":["CAP_KILL","CAP_CHOWN"],"effective":["CAP_KILL","CAP_CHOWN"],"permitted":["CAP_KILL","CAP_CHOWN"]}}}},
+            "hooks":{{"createContainer":[{create}],"startContainer":[{start}]}},
+            "linux":{{"namespaces":[{ns}{{"type":"mount"}},{{"type":"pid"}},{{"type":"ipc"}},{{"type":"uts"}},{{"type":"network"}},{{"type":"cgroup"}}]{maps}}}}}"#,
+            env.rootfs.display()
+        )
+    };
+    let create_hook = format!(r#"{{"path":"{}"}}"#, script.display());
+    let start_hook = format!(
+        r#"{{"path":"/bin/sh","args":["sh","-c","{}"],"env":["PATH=/bin"]}}"#,
+        report("start").replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    let host_caps = fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| Some(l.strip_prefix("CapEff:")?.trim().to_string()))
+        .unwrap();
+    let cap_last: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for userns in [false, true] {
+        let id = if userns { "hooked-userns" } else { "hooked" };
+        fs::write(
+            bundle.join("config.json"),
+            config(&create_hook, &start_hook, userns),
+        )
+        .unwrap();
+        let out_path = create_logged(&env.runner, &store, &bundle, id);
+        let started = ok(&mut rt(&["start", id]));
+        eventually(&format!("{id} stopped"), || {
+            ok(&mut rt(&["state", id])).contains("\"stopped\"")
+        });
+        ok(&mut rt(&["delete", id]));
+        let out = fs::read_to_string(out_path).unwrap() + &started;
+        let all = format!("{id}:\n{out}");
+        for ns in ["mnt", "uts", "ipc", "pid", "net", "cgroup", "user"] {
+            let theirs = facts(&out, &format!("ns.{ns}"));
+            assert_eq!(theirs.len(), 1, "{all}");
+            for stage in ["create", "start"] {
+                assert_eq!(facts(&out, &format!("{stage}.ns.{ns}")), theirs, "{all}");
+            }
+        }
+        let cgroups = facts(&out, "cgroup");
+        assert!(!cgroups.is_empty(), "{all}");
+        for stage in ["create", "start"] {
+            assert_eq!(facts(&out, &format!("{stage}.cgroup")), cgroups, "{all}");
+            assert_eq!(facts(&out, &format!("{stage}.status")), ["created"], "{all}");
+            assert_eq!(facts(&out, &format!("{stage}.uid")), ["0"], "{all}");
+            assert_eq!(facts(&out, &format!("{stage}.cwd")), ["/"], "{all}");
+            assert_eq!(
+                facts(&out, &format!("{stage}.uid_map")),
+                facts(&out, "uid_map"),
+                "{all}"
+            );
+        }
+        // In a user namespace of its own, every capability there.
+        let caps = if userns {
+            format!("{:016x}", (1u64 << (cap_last + 1)) - 1)
+        } else {
+            host_caps.clone()
+        };
+        assert_eq!(facts(&out, "create.capeff"), [caps.as_str()], "{all}");
+        assert_eq!(facts(&out, "create.nonewprivs"), ["0"], "{all}");
+        assert_eq!(facts(&out, "start.capbnd"), ["0000000000000021"], "{all}");
+        assert_eq!(facts(&out, "start.capeff"), facts(&out, "capeff"), "{all}");
+        assert_eq!(facts(&out, "start.nonewprivs"), ["1"], "{all}");
+    }
+
+    // A createContainer hook that fails, one whose loader the container
+    // lacks (the host's dynamically linked /bin/true: it runs in the
+    // container's root), and one that is not on the host (it is in the
+    // container): create is one line and leaves nothing.
+    let failing = scratch.0.join("failing-hook");
+    fs::write(&failing, "#!/bin/sh\nexit 3\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&failing, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for (hook, why) in [
+        (
+            format!(r#"{{"path":"{}"}}"#, failing.display()),
+            format!("createContainer hook {}: exited with 3", failing.display()),
+        ),
+        (
+            r#"{"path":"/bin/true"}"#.to_string(),
+            "createContainer hook /bin/true: execve: ENOENT".to_string(),
+        ),
+        (
+            r#"{"path":"/bin/husk-probe"}"#.to_string(),
+            "createContainer hook /bin/husk-probe: open: ".to_string(),
+        ),
+    ] {
+        if hook.contains("husk-probe") {
+            assert!(!Path::new("/bin/husk-probe").exists());
+        }
+        fs::write(bundle.join("config.json"), config(&hook, &start_hook, false)).unwrap();
+        let out = run(
+            &mut rt(&["create", "--bundle", bundle.to_str().unwrap(), "failed"]),
+            Duration::from_secs(30),
+        );
+        assert!(
+            out.status != 0 && out.stderr.contains(&why) && out.stderr.lines().count() == 1,
+            "{why}: {out}"
+        );
+    }
+    // A startContainer hook that fails, and one that is on the host but
+    // not in the container: start is one line, and the container stops
+    // without running its program.
+    for (hook, why) in [
+        (
+            r#"{"path":"/bin/false"}"#.to_string(),
+            "startContainer hook /bin/false: exited with 1".to_string(),
+        ),
+        (
+            format!(r#"{{"path":"{}"}}"#, script.display()),
+            format!("startContainer hook {}: ", script.display()),
+        ),
+    ] {
+        fs::write(bundle.join("config.json"), config(&create_hook, &hook, false)).unwrap();
+        let out_path = create_logged(&env.runner, &store, &bundle, "stopped");
+        let out = run(&mut rt(&["start", "stopped"]), Duration::from_secs(30));
+        assert!(
+            out.status != 0 && out.stderr.contains(&why) && out.stderr.lines().count() == 1,
+            "{why}: {out}"
+        );
+        eventually("it stopped", || {
+            ok(&mut rt(&["state", "stopped"])).contains("\"stopped\"")
+        });
+        ok(&mut rt(&["delete", "stopped"]));
+        let printed = fs::read_to_string(out_path).unwrap();
+        assert!(facts(&printed, "pid").is_empty(), "{printed}");
+        assert_eq!(facts(&printed, "create.status"), ["created"], "{printed}");
+    }
+    before.check(&store, &[]);
+}
