@@ -207,13 +207,17 @@ pub fn kill(a: Simple, g: &Globals) -> Result<i32> {
 /// with husk's defaults (Docker's capabilities, masked and read-only
 /// paths). Refuses to overwrite one.
 pub fn spec(a: Simple) -> Result<i32> {
-    if a.has("rootless") {
-        return Err(Error::new("--rootless: rootless mode is not available yet"));
-    }
     let dir = PathBuf::from(a.opt("bundle").as_deref().unwrap_or("."));
     let path = dir.join("config.json");
+    let config = if a.has("rootless") {
+        // SAFETY: geteuid and getegid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        rootless(uid, gid)
+    } else {
+        DEFAULT_CONFIG.to_string()
+    };
     // Kept compact in the binary, written indented for people.
-    let text = runner::json::parse(DEFAULT_CONFIG)
+    let text = runner::json::parse(&config)
         .map_err(Error::new)?
         .to_json_pretty();
     std::fs::OpenOptions::new()
@@ -224,6 +228,34 @@ pub fn spec(a: Simple) -> Result<i32> {
         .map_err(|e| Error::os(format_args!("write {}", path.display()), &e))?;
     Ok(0)
 }
+
+/// `spec --rootless`, as runc writes it: a user namespace of its own
+/// with the caller's euid and egid as its 0, no network namespace (an
+/// unprivileged user's would have no way out), no cgroup mount and the
+/// host's /sys bound rather than a sysfs (neither can be mounted
+/// there), and no mount option naming a group that is not mapped.
+fn rootless(uid: u32, gid: u32) -> String {
+    let maps = |id| format!(r#"[{{"containerID":0,"hostID":{id},"size":1}}]"#);
+    ROOTLESS
+        .iter()
+        .fold(DEFAULT_CONFIG.to_string(), |c, (from, to)| c.replacen(from, to, 1))
+        .replace("UIDMAP", &maps(uid))
+        .replace("GIDMAP", &maps(gid))
+}
+
+/// What `rootless` changes in DEFAULT_CONFIG (each found there: tested).
+const ROOTLESS: [(&str, &str); 4] = [
+    (r#","gid=5""#, ""),
+    (
+        r#"{"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}"#,
+        r#"{"destination":"/sys","type":"none","source":"/sys","options":["rbind","nosuid","noexec","nodev","ro"]}"#,
+    ),
+    (r#"{"type":"network"},"#, ""),
+    (
+        r#"{"type":"cgroup"}]"#,
+        r#"{"type":"cgroup"},{"type":"user"}],"uidMappings":UIDMAP,"gidMappings":GIDMAP"#,
+    ),
+];
 
 /// `features`: what husk takes of the runtime spec, as the runtime-spec's
 /// features document says it.
@@ -278,6 +310,31 @@ const DEFAULT_CONFIG: &str = r#"{"ociVersion":"1.2.0","process":{"terminal":fals
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rootless_config_maps_the_caller_and_has_no_network_or_cgroup_mount() {
+        for (from, _) in ROOTLESS {
+            assert!(DEFAULT_CONFIG.contains(from), "{from}");
+        }
+        let v = runner::json::parse(&rootless(1000, 1001)).unwrap();
+        let linux = v.get("linux").unwrap();
+        let types: Vec<&str> = linux
+            .get("namespaces")
+            .and_then(Value::as_array)
+            .unwrap()
+            .iter()
+            .map(|n| n.get("type").and_then(Value::as_str).unwrap())
+            .collect();
+        assert_eq!(types, ["pid", "ipc", "uts", "mount", "cgroup", "user"]);
+        for (key, id) in [("uidMappings", 1000), ("gidMappings", 1001)] {
+            let map = &linux.get(key).and_then(Value::as_array).unwrap()[0];
+            assert_eq!(map.get("hostID").and_then(Value::as_u64), Some(id));
+            assert_eq!(map.get("containerID").and_then(Value::as_u64), Some(0));
+        }
+        let text = v.to_json();
+        assert!(!text.contains("gid=") && !text.contains("\"cgroup\",\"source\""));
+        assert!(text.contains(r#""source":"/sys","options":["rbind""#), "{text}");
+    }
 
     #[test]
     fn the_default_config_has_husks_defaults() {

@@ -1404,3 +1404,63 @@ fn container_hooks_run_in_the_containers_namespaces() {
     }
     before.check(&store, &[]);
 }
+
+/// `spec --rootless` writes what runc's does (a user namespace mapping
+/// the caller to 0, no network namespace, the host's /sys bound), and
+/// husk runs it: the container's 0 is the caller, in a user namespace of
+/// its own, in the host's network namespace, with the host's /sys, and no
+/// sysfs of its own (the kernel would refuse one).
+#[test]
+fn the_rootless_spec_runs_in_a_user_namespace() {
+    let Some(env) = env() else { return };
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("rootless");
+    let store = scratch.0.join("store");
+    let bundle = scratch.0.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    let before = Before::take();
+    ok(&mut husk(
+        &env.runner,
+        &store,
+        &["spec", "--rootless", "--bundle", bundle.to_str().unwrap()],
+    ));
+    let written = fs::read_to_string(bundle.join("config.json")).unwrap();
+    let config = written
+        .replace(
+            r#""path": "rootfs""#,
+            &format!(r#""path": "{}""#, env.rootfs.display()),
+        )
+        .replace(
+            r#""sh""#,
+            r#""/bin/sh", "-c", "/bin/husk-probe facts; echo sysfs=$(/bin/grep -c ' - sysfs ' /proc/self/mountinfo); echo cpu=$(/bin/ls /sys/devices/system/cpu | /bin/grep -c '^cpu[0-9]')""#,
+        );
+    assert_ne!(config, written);
+    let out = oci_run(&env.runner, &store, &bundle, "rootless", &config);
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    assert_eq!(facts(&out, "uid"), ["0"], "{out}");
+    assert_eq!(facts(&out, "uid_map"), [format!("0 {uid} 1")], "{out}");
+    let host_ns = |ns: &str| {
+        fs::read_link(format!("/proc/self/ns/{ns}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_ne!(facts(&out, "ns.user"), [host_ns("user")], "{out}");
+    assert_eq!(facts(&out, "ns.net"), [host_ns("net")], "{out}");
+    // /sys is the host's, bound (a sysfs listing the host's CPUs). That
+    // the container ran at all shows husk made no sysfs of its own: the
+    // kernel refuses one outside the user namespace's network namespace.
+    let cpus = fs::read_dir("/sys/devices/system/cpu")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix("cpu")
+                .is_some_and(|d| d.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    assert_eq!(facts(&out, "cpu"), [cpus.to_string()], "{out}");
+    assert_ne!(facts(&out, "sysfs"), ["0"], "{out}");
+    before.check(&store, &[]);
+}

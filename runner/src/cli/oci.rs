@@ -171,7 +171,7 @@ const FORMS: [Form; 6] = [
                 "rootless",
                 None,
                 Switch,
-                "refused: rootless mode is not available yet",
+                "for a rootless container: a user namespace mapping the caller to 0, no network namespace",
             ),
         ],
         "",

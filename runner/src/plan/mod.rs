@@ -133,7 +133,19 @@ pub fn build(
     if let Some(pty) = console {
         p.bind_node(pty, c"dev/console");
     }
-    let devpts = c"newinstance,ptmxmode=0666,mode=0620,gid=5";
+    // The tty group, 5, owns the slaves, as with runc and Docker; in a
+    // user namespace that does not map 5 the kernel refuses it (EINVAL),
+    // and the opener's group owns them.
+    let tty_group = spec.id_maps.as_ref().is_none_or(|m| {
+        m.gid
+            .iter()
+            .any(|r| r.container <= 5 && 5 - r.container < r.size)
+    });
+    let devpts = if tty_group {
+        c"newinstance,ptmxmode=0666,mode=0620,gid=5"
+    } else {
+        c"newinstance,ptmxmode=0666,mode=0620"
+    };
     p.mount_dir(
         c"dev/pts",
         c"devpts",
@@ -155,15 +167,22 @@ pub fn build(
         NOSUID_NODEV_NOEXEC,
         c"",
     );
-    let sys_ro = if sec.privileged { 0 } else { ms::RDONLY };
-    p.mount_dir(
-        c"sys",
-        c"sysfs",
-        c"sysfs",
-        NOSUID_NODEV_NOEXEC | sys_ro,
-        c"",
-    );
-    cgroupfs(&mut p, layout);
+    // The kernel mounts a sysfs only for the owner of its network
+    // namespace: in a user namespace of the container's own without a
+    // network one made with it, husk makes none (nor the cgroup mounts
+    // below it), and a bind of the host's /sys in the config stands in,
+    // as `spec --rootless` writes one, as runc's.
+    if spec.id_maps.is_none() || spec.namespaces.is_new(Kind::Net) {
+        let sys_ro = if sec.privileged { 0 } else { ms::RDONLY };
+        p.mount_dir(
+            c"sys",
+            c"sysfs",
+            c"sysfs",
+            NOSUID_NODEV_NOEXEC | sys_ro,
+            c"",
+        );
+        cgroupfs(&mut p, layout);
+    }
     // The user's mounts after husk's, so that they may cover them, and
     // before the masks, so that they cannot uncover those.
     user_mounts(&mut p, &spec.mounts, volumes);
