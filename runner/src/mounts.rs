@@ -118,12 +118,20 @@ pub fn volume(arg: &str) -> Result<Mount> {
 /// nosuid, and size=, mode=, nr_inodes=, uid=, gid= for tmpfs itself.
 /// nosuid, nodev and noexec by default, as Docker's.
 pub fn tmpfs(arg: &str) -> Result<Mount> {
-    let bad = |why: &str| Error::new(format!("--tmpfs {arg}: {why}"));
     let (path, opts) = arg.split_once(':').unwrap_or((arg, ""));
-    let target = target(path).map_err(|e| bad(&e))?;
+    tmpfs_at(path, opts.split(',')).map_err(|why| Error::new(format!("--tmpfs {arg}: {why}")))
+}
+
+/// A tmpfs at `path` with `--tmpfs`'s options (an OCI config's come
+/// apart already: its path may hold a ':').
+pub fn tmpfs_at<'a>(
+    path: &str,
+    opts: impl Iterator<Item = &'a str>,
+) -> std::result::Result<Mount, String> {
+    let target = target(path)?;
     let mut flags = ms::NOSUID | ms::NODEV | ms::NOEXEC;
     let mut data = Vec::new();
-    for opt in opts.split(',').filter(|o| !o.is_empty()) {
+    for opt in opts.filter(|o| !o.is_empty()) {
         match opt.split_once('=') {
             None => match opt {
                 "ro" => flags |= ms::RDONLY,
@@ -133,7 +141,7 @@ pub fn tmpfs(arg: &str) -> Result<Mount> {
                 "suid" => flags &= !ms::NOSUID,
                 "nosuid" => flags |= ms::NOSUID,
                 "nodev" => {}
-                other => return Err(bad(&format!("unknown option {other}"))),
+                other => return Err(format!("unknown option {other}")),
             },
             Some((key @ ("size" | "mode" | "nr_inodes" | "uid" | "gid"), value))
                 if !value.is_empty()
@@ -144,16 +152,16 @@ pub fn tmpfs(arg: &str) -> Result<Mount> {
                 data.push(format!("{key}={value}"));
             }
             Some(_) => {
-                return Err(bad(&format!(
+                return Err(format!(
                     "bad option {opt} (size=, mode=, nr_inodes=, uid=, gid=)"
-                )))
+                ))
             }
         }
     }
     Ok(Mount::Tmpfs {
         target,
         flags,
-        data: CString::new(data.join(",")).map_err(|_| bad("contains a NUL byte"))?,
+        data: CString::new(data.join(",")).map_err(|_| "contains a NUL byte".to_string())?,
         propagation: 0,
     })
 }

@@ -115,14 +115,11 @@ pub fn mounts(v: Option<&Value>) -> Result<Vec<Mount>> {
             // exec and suid unless the config says otherwise (husk's
             // --tmpfs defaults are Docker's); atime options change nothing
             // a container can do.
-            let opts: Vec<&str> = ["exec", "suid"]
+            let opts = ["exec", "suid"]
                 .into_iter()
                 .chain(rest)
-                .filter(|o| !matches!(*o, "strictatime" | "relatime" | "noatime" | "nodev"))
-                .collect();
-            let arg = format!("{dest}:{}", opts.join(","));
-            let mut tmpfs =
-                mounts::tmpfs(arg.trim_end_matches(':')).map_err(|e| bad(&field, e.message))?;
+                .filter(|o| !matches!(*o, "strictatime" | "relatime" | "noatime" | "nodev"));
+            let mut tmpfs = mounts::tmpfs_at(dest, opts).map_err(|e| bad(&field, e))?;
             if let (Mount::Tmpfs { propagation, .. }, Some((first, then))) = (&mut tmpfs, prop) {
                 // A mount of the container's own: in no peer group of the
                 // host's, whatever it is given.
@@ -232,6 +229,27 @@ mod tests {
             e.contains("mounts /mnt/x: option frob: not supported"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_tmpfs_destination_may_hold_a_colon() {
+        let v = json::parse(
+            r#"[{"destination":"/run/a:b","type":"tmpfs","options":["ro","size=1m"]}]"#,
+        )
+        .unwrap();
+        let m = mounts(Some(&v)).unwrap();
+        let Some(Mount::Tmpfs {
+            target,
+            flags,
+            data,
+            ..
+        }) = m.first()
+        else {
+            panic!("not a tmpfs")
+        };
+        assert_eq!(target.to_str(), Ok("run/a:b"));
+        assert_eq!(data.to_str(), Ok("size=1m"));
+        assert_eq!(flags & (ms::RDONLY | ms::NOEXEC), ms::RDONLY);
     }
 
     /// What `features` says husk takes, husk takes.
