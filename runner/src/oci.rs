@@ -82,7 +82,12 @@ pub fn create(
         entry.state.pid = pid;
         let doc = document(&entry.state);
         for stage in ["prestart", "createRuntime"] {
-            hooks::run(&stage_hooks(&entry.state, stage)?, stage, &doc, &Place::Host)?;
+            hooks::run(
+                &stage_hooks(&entry.state, stage)?,
+                stage,
+                &doc,
+                &Place::Host,
+            )?;
         }
         let stage = "createContainer";
         let place = Place::Joined(&entry.state);
@@ -196,8 +201,7 @@ fn stage_hooks(s: &State, stage: &str) -> Result<Vec<hooks::Hook>> {
 /// Runs the hooks of a stage whose failure the runtime only reports
 /// (poststart, poststop).
 fn warn_hooks(s: &State, stage: &str) {
-    let ran =
-        stage_hooks(s, stage).and_then(|h| hooks::run(&h, stage, &document(s), &Place::Host));
+    let ran = stage_hooks(s, stage).and_then(|h| hooks::run(&h, stage, &document(s), &Place::Host));
     if let Err(e) = ran {
         eprintln!("runner: warning: {e}");
     }

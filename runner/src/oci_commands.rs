@@ -238,7 +238,9 @@ fn rootless(uid: u32, gid: u32) -> String {
     let maps = |id| format!(r#"[{{"containerID":0,"hostID":{id},"size":1}}]"#);
     ROOTLESS
         .iter()
-        .fold(DEFAULT_CONFIG.to_string(), |c, (from, to)| c.replacen(from, to, 1))
+        .fold(DEFAULT_CONFIG.to_string(), |c, (from, to)| {
+            c.replacen(from, to, 1)
+        })
         .replace("UIDMAP", &maps(uid))
         .replace("GIDMAP", &maps(gid))
 }
@@ -333,7 +335,10 @@ mod tests {
         }
         let text = v.to_json();
         assert!(!text.contains("gid=") && !text.contains("\"cgroup\",\"source\""));
-        assert!(text.contains(r#""source":"/sys","options":["rbind""#), "{text}");
+        assert!(
+            text.contains(r#""source":"/sys","options":["rbind""#),
+            "{text}"
+        );
     }
 
     #[test]

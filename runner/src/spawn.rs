@@ -108,8 +108,8 @@ pub(crate) fn fork_into(
         let pid = fork();
         return Ok((pid, std::io::Error::last_os_error()));
     };
-    let own =
-        std::fs::File::open("/proc/self/ns/pid").map_err(|e| Error::os("open /proc/self/ns/pid", &e))?;
+    let own = std::fs::File::open("/proc/self/ns/pid")
+        .map_err(|e| Error::os("open /proc/self/ns/pid", &e))?;
     enter_pid_namespace(ns, "the container's")?;
     let pid = fork();
     let error = std::io::Error::last_os_error();

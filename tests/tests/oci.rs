@@ -1315,7 +1315,11 @@ fn container_hooks_run_in_the_containers_namespaces() {
         assert!(!cgroups.is_empty(), "{all}");
         for stage in ["create", "start"] {
             assert_eq!(facts(&out, &format!("{stage}.cgroup")), cgroups, "{all}");
-            assert_eq!(facts(&out, &format!("{stage}.status")), ["created"], "{all}");
+            assert_eq!(
+                facts(&out, &format!("{stage}.status")),
+                ["created"],
+                "{all}"
+            );
             assert_eq!(facts(&out, &format!("{stage}.uid")), ["0"], "{all}");
             assert_eq!(facts(&out, &format!("{stage}.cwd")), ["/"], "{all}");
             assert_eq!(
@@ -1364,7 +1368,11 @@ fn container_hooks_run_in_the_containers_namespaces() {
         if hook.contains("husk-probe") {
             assert!(!Path::new("/bin/husk-probe").exists());
         }
-        fs::write(bundle.join("config.json"), config(&hook, &start_hook, false)).unwrap();
+        fs::write(
+            bundle.join("config.json"),
+            config(&hook, &start_hook, false),
+        )
+        .unwrap();
         let out = run(
             &mut rt(&["create", "--bundle", bundle.to_str().unwrap(), "failed"]),
             Duration::from_secs(30),
@@ -1387,7 +1395,11 @@ fn container_hooks_run_in_the_containers_namespaces() {
             format!("startContainer hook {}: ", script.display()),
         ),
     ] {
-        fs::write(bundle.join("config.json"), config(&create_hook, &hook, false)).unwrap();
+        fs::write(
+            bundle.join("config.json"),
+            config(&create_hook, &hook, false),
+        )
+        .unwrap();
         let out_path = create_logged(&env.runner, &store, &bundle, "stopped");
         let out = run(&mut rt(&["start", "stopped"]), Duration::from_secs(30));
         assert!(
