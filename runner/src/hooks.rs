@@ -196,9 +196,10 @@ struct Enter {
     namespaces: Vec<(u8, OwnedFd)>,
     root: OwnedFd,
     program: OwnedFd,
-    /// The read end of the pipe whose byte says that the child is in the
-    /// container's cgroups.
+    /// The pipe whose byte says that the child is in the container's
+    /// cgroups: the child reads, the runner writes.
     go: OwnedFd,
+    go_w: OwnedFd,
 }
 
 /// A forked child that execs the hook, on the host or (createContainer)
@@ -213,7 +214,7 @@ fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32,
     };
     let (argv, envp) = (ptrs(&h.args), ptrs(&h.env));
     let (err_r, err_w) = crate::spawn::pipe().map_err(|e| e.message)?;
-    let (enter, go_w, pid_ns) = match place {
+    let (enter, pid_ns) = match place {
         Place::Joined(container) => {
             let joined = crate::exec::join(container).map_err(|e| e.message)?;
             let pid_ns = crate::exec::joined_pid_namespace(container).map_err(|e| e.message)?;
@@ -236,10 +237,11 @@ fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32,
                 root: joined.root,
                 program: program.into(),
                 go,
+                go_w,
             };
-            (Some(enter), Some(go_w), Some(pid_ns))
+            (Some(enter), Some(pid_ns))
         }
-        _ => (None, None, None),
+        _ => (None, None),
     };
     let (pid, error) = crate::spawn::fork_into(pid_ns.as_ref().map(AsRawFd::as_raw_fd), || {
         // SAFETY: the child only makes async-signal-safe calls on memory
@@ -256,15 +258,16 @@ fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32,
         unsafe { child(h, &argv, &envp, stdin, err_w.as_raw_fd(), enter.as_ref()) }
     }
     drop(err_w);
-    if let (Place::Joined(container), Some(go_w)) = (place, go_w) {
+    if let (Place::Joined(container), Some(e)) = (place, &enter) {
         let moved = crate::exec::join_cgroups(container, pid);
         if let Err(e) = &moved {
             kill_and_reap(pid);
             return Err(e.message.clone());
         }
         // SAFETY: a one-byte write to our own pipe.
-        unsafe { libc::write(go_w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        unsafe { libc::write(e.go_w.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
     }
+    drop(enter);
     let mut record = [0u8; 5];
     let got = std::fs::File::from(err_r).read(&mut record).unwrap_or(0);
     if got == record.len() {
@@ -323,6 +326,9 @@ unsafe fn child(
         libc::execve(h.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
         fail(STEP_EXEC)
     };
+    // Our copy of the write end closed: a runner that dies before its
+    // byte leaves EOF here, and the child goes.
+    libc::close(e.go_w.as_raw_fd());
     let mut byte = 0u8;
     if libc::read(e.go.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) != 1 {
         fail(STEP_GO)
