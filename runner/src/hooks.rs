@@ -246,13 +246,12 @@ fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32,
     let (pid, error) = crate::spawn::fork_into(pid_ns.as_ref().map(AsRawFd::as_raw_fd), || {
         // SAFETY: the child only makes async-signal-safe calls on memory
         // prepared before the fork, then execs or exits.
-        unsafe { libc::fork() as libc::c_long }
+        unsafe { libc::fork() }
     })
     .map_err(|e| e.message)?;
     if pid < 0 {
         return Err(format!("fork: {}", crate::error::describe(&error)));
     }
-    let pid = pid as i32;
     if pid == 0 {
         // SAFETY: as above; `child` never returns.
         unsafe { child(h, &argv, &envp, stdin, err_w.as_raw_fd(), enter.as_ref()) }

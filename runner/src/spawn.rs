@@ -68,7 +68,7 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
                 0,
                 0,
                 0,
-            )
+            ) as i32
         }
     })?;
     if pid < 0 {
@@ -90,7 +90,7 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
     }
     drop((plan_r, report_w));
     Ok(Container {
-        pid: pid as i32,
+        pid,
         plan: Some(plan_w.into()),
         report: Some(report_r.into()),
     })
@@ -102,8 +102,8 @@ pub fn clone_shim(launch: &Launch<'_>) -> Result<Container> {
 /// config's hooks) runs in the runtime's.
 pub(crate) fn fork_into(
     ns: Option<RawFd>,
-    fork: impl FnOnce() -> libc::c_long,
-) -> Result<(libc::c_long, std::io::Error)> {
+    fork: impl FnOnce() -> i32,
+) -> Result<(i32, std::io::Error)> {
     let Some(ns) = ns else {
         let pid = fork();
         return Ok((pid, std::io::Error::last_os_error()));

@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use super::at::{self, cstr};
 use super::digest;
+use super::tar::{self, Kind};
 use super::unpack::components;
 use crate::error::{Error, Result};
 use crate::json::{self, Value};
@@ -38,14 +39,13 @@ impl Read for Section {
     }
 }
 
-impl io::Seek for Section {
-    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
-        // Only the tar reader seeks, forward from where it is.
-        let io::SeekFrom::Current(by) = to else {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        };
-        self.pos = self.pos.saturating_add_signed(by).min(self.end);
-        Ok(self.pos)
+/// An archive's members are skipped by moving the offset: a layer inside
+/// one is read once, when it is unpacked.
+impl tar::Source for Section {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let n = n.min(self.end - self.pos);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -77,28 +77,23 @@ impl Files {
     pub fn tar(file: &Rc<File>, shown: &str) -> Result<Files> {
         let bad =
             |e: io::Error| Error::new(format!("{shown}: not a tar archive, nor a directory: {e}"));
-        let mut archive = tar::Archive::new(Section {
+        let mut section = Section {
             file: file.clone(),
             pos: 0,
             end: file.metadata().map_err(bad)?.len(),
-        });
+        };
+        let mut archive = tar::Reader::new(&mut section);
         let mut members = Vec::new();
-        for entry in archive.entries_with_seek().map_err(bad)? {
-            let entry = entry.map_err(bad)?;
-            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        while let Some(entry) = archive.next().map_err(bad)? {
+            let path = String::from_utf8_lossy(&entry.path);
             let Ok(comps) = components(&path) else {
                 continue;
             };
-            let kind = entry.header().entry_type();
-            let link = entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned());
-            let member = match (kind, link) {
-                (tar::EntryType::Regular | tar::EntryType::Continuous, _) => {
-                    Member::Data(entry.raw_file_position(), entry.size())
-                }
-                (tar::EntryType::Link, Some(l)) => Member::Link(l),
-                (tar::EntryType::Symlink, Some(l)) => {
+            let link = entry.link.map(|l| String::from_utf8_lossy(&l).into_owned());
+            let member = match (entry.kind, link) {
+                (Kind::File, _) => Member::Data(archive.offset(), entry.size),
+                (Kind::HardLink, Some(l)) => Member::Link(l),
+                (Kind::Symlink, Some(l)) => {
                     let mut at: Vec<&str> = comps[..comps.len().saturating_sub(1)].to_vec();
                     for c in l.split('/').filter(|c| !c.is_empty() && *c != ".") {
                         if c == ".." {

@@ -32,11 +32,10 @@ pub fn is_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A reader that hashes and counts what passes through it.
+/// A reader that hashes what passes through it.
 pub struct Hashing<R> {
     pub inner: R,
     hash: Sha256,
-    pub count: u64,
 }
 
 impl<R: Read> Hashing<R> {
@@ -44,7 +43,6 @@ impl<R: Read> Hashing<R> {
         Hashing {
             inner,
             hash: Sha256::new(),
-            count: 0,
         }
     }
 
@@ -60,7 +58,6 @@ impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hash.update(&buf[..n]);
-        self.count += n as u64;
         Ok(n)
     }
 }

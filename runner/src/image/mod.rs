@@ -16,6 +16,7 @@ mod gunzip;
 pub mod pack;
 mod record;
 mod source;
+mod tar;
 #[cfg(test)]
 mod tests;
 pub mod unpack;

@@ -9,10 +9,12 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use tar::{EntryType, Header};
-
 use super::at;
+use super::tar::{self, Entry, Kind};
 use crate::error::{Error, Result};
+
+/// The scenario tests write hostile PAX headers with it.
+pub use super::tar::pax_records;
 
 #[derive(Clone, Copy, PartialEq)]
 pub enum Whiteouts {
@@ -28,18 +30,18 @@ pub enum Whiteouts {
 /// names it in messages.
 pub fn pack(root: BorrowedFd, out: &mut dyn Write, whiteouts: Whiteouts, what: &str) -> Result<()> {
     let mut p = Packer {
-        b: tar::Builder::new(out),
+        w: tar::Writer::new(out),
         whiteouts,
         links: Vec::new(),
         what,
     };
     let st = at::stat_at(root.as_raw_fd(), c"").map_err(|e| p.os(Path::new("."), "stat", e))?;
     p.dir(root.as_raw_fd(), PathBuf::from("./"), &st)?;
-    p.b.finish().map_err(|e| p.os(Path::new("."), "write", e))
+    p.w.finish().map_err(|e| p.os(Path::new("."), "write", e))
 }
 
 struct Packer<'a> {
-    b: tar::Builder<&'a mut dyn Write>,
+    w: tar::Writer<'a>,
     whiteouts: Whiteouts,
     /// (device, inode) → the path first written, for hard links; sorted.
     links: Vec<((u64, u64), PathBuf)>,
@@ -51,49 +53,42 @@ impl Packer<'_> {
         Error::os(format!("{}: {op} {}", self.what, path.display()), &e)
     }
 
-    fn header(st: &libc::stat, kind: EntryType) -> Header {
-        let mut h = Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(st.st_mode & 0o7777);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
-        h.set_mtime(st.st_mtime.max(0) as u64);
-        h.set_size(0);
-        h
+    /// The entry for `path`, with the owner, mode and time of `st`.
+    fn entry(st: &libc::stat, kind: Kind, path: &Path) -> Entry {
+        Entry {
+            kind,
+            path: tar_name(path),
+            mode: st.st_mode & 0o7777,
+            uid: u64::from(st.st_uid),
+            gid: u64::from(st.st_gid),
+            mtime: st.st_mtime.max(0) as u64,
+            ..Entry::default()
+        }
     }
 
-    /// PAX records for `xattrs` ahead of the next entry.
-    fn xattrs(&mut self, path: &Path, xattrs: &[(String, Vec<u8>)]) -> Result<()> {
-        let keep: Vec<(String, Vec<u8>)> = xattrs
+    /// The xattrs that go into the tar, as PAX records.
+    fn kept(&self, xattrs: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+        xattrs
             .iter()
             .filter(|(k, _)| {
                 self.whiteouts == Whiteouts::Keep || !k.starts_with("trusted.overlay.")
             })
-            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone()))
-            .collect();
-        if keep.is_empty() {
-            return Ok(());
-        }
-        let data = pax_records(&keep);
-        let mut h = Header::new_ustar();
-        h.set_entry_type(EntryType::XHeader);
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_path("PaxHeader")
-            .map_err(|e| self.os(path, "tar header", e))?;
-        h.set_cksum();
-        self.b
-            .append(&h, &data[..])
-            .map_err(|e| self.os(path, "write", e))
+            .cloned()
+            .collect()
+    }
+
+    /// `e`, which has no data.
+    fn append(&mut self, e: &Entry, path: &Path) -> Result<()> {
+        self.w
+            .append(e, &mut io::empty())
+            .map_err(|err| self.os(path, "write", err))
     }
 
     fn dir(&mut self, fd: i32, path: PathBuf, st: &libc::stat) -> Result<()> {
         let xattrs = at::xattrs(fd).map_err(|e| self.os(&path, "listxattr", e))?;
-        self.xattrs(&path, &xattrs)?;
-        let mut h = Self::header(st, EntryType::Directory);
-        self.b
-            .append_data(&mut h, &path, io::empty())
-            .map_err(|e| self.os(&path, "write", e))?;
+        let mut e = Self::entry(st, Kind::Dir, &path);
+        e.xattrs = self.kept(&xattrs);
+        self.append(&e, &path)?;
         let opaque = xattrs
             .iter()
             .any(|(k, v)| k == "trusted.overlay.opaque" && v == b"y");
@@ -108,11 +103,9 @@ impl Packer<'_> {
 
     /// An empty regular file: an OCI whiteout.
     fn marker(&mut self, path: &Path, st: &libc::stat) -> Result<()> {
-        let mut h = Self::header(st, EntryType::Regular);
-        h.set_mode(0o644);
-        self.b
-            .append_data(&mut h, path, io::empty())
-            .map_err(|e| self.os(path, "write", e))
+        let mut e = Self::entry(st, Kind::File, path);
+        e.mode = 0o644;
+        self.append(&e, path)
     }
 
     fn member(&mut self, dir: i32, name: &CStr, path: PathBuf) -> Result<()> {
@@ -121,12 +114,9 @@ impl Packer<'_> {
         if fmt != libc::S_IFDIR && st.st_nlink > 1 {
             match self.links.binary_search_by_key(&inode(&st), |(k, _)| *k) {
                 Ok(i) => {
-                    let first = self.links[i].1.clone();
-                    let mut h = Self::header(&st, EntryType::Link);
-                    return self
-                        .b
-                        .append_link(&mut h, &path, &first)
-                        .map_err(|e| self.os(&path, "write", e));
+                    let mut e = Self::entry(&st, Kind::HardLink, &path);
+                    e.link = Some(tar_name(&self.links[i].1));
+                    return self.append(&e, &path);
                 }
                 Err(i) => self.links.insert(i, (inode(&st), path.clone())),
             }
@@ -141,17 +131,16 @@ impl Packer<'_> {
                     .map_err(|e| self.os(&path, "open", e))?;
                 let xattrs =
                     at::xattrs(fd.as_raw_fd()).map_err(|e| self.os(&path, "listxattr", e))?;
-                self.xattrs(&path, &xattrs)?;
-                let mut h = Self::header(&st, EntryType::Regular);
-                h.set_size(st.st_size as u64);
-                let file = std::fs::File::from(fd);
-                let exact = Exact {
-                    file,
-                    left: st.st_size as u64,
-                };
-                self.b
-                    .append_data(&mut h, &path, exact)
-                    .map_err(|e| self.os(&path, "read", e))
+                let mut e = Self::entry(&st, Kind::File, &path);
+                e.xattrs = self.kept(&xattrs);
+                // The writer takes exactly this many bytes: a file that
+                // shrinks while it is read (a running container's) fails
+                // the commit rather than making a tar whose next header
+                // is file data.
+                e.size = st.st_size as u64;
+                self.w
+                    .append(&e, &mut std::fs::File::from(fd))
+                    .map_err(|err| self.os(&path, "read", err))
             }
             libc::S_IFLNK => {
                 let mut buf = vec![0u8; libc::PATH_MAX as usize];
@@ -163,11 +152,10 @@ impl Packer<'_> {
                     return Err(self.os(&path, "readlink", io::Error::last_os_error()));
                 }
                 buf.truncate(n as usize);
-                let mut h = Self::header(&st, EntryType::Symlink);
-                let target = Path::new(OsStr::from_bytes(&buf));
-                self.b
-                    .append_link(&mut h, &path, target)
-                    .map_err(|e| self.os(&path, "write", e))
+                let mut e = Self::entry(&st, Kind::Symlink, &path);
+                // The target as it is: stored, never resolved.
+                e.link = Some(buf);
+                self.append(&e, &path)
             }
             libc::S_IFCHR if st.st_rdev == 0 && self.whiteouts == Whiteouts::ToOci => {
                 let hidden = path.file_name().unwrap_or_default().as_bytes();
@@ -178,23 +166,28 @@ impl Packer<'_> {
             }
             libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
                 let kind = match fmt {
-                    libc::S_IFCHR => EntryType::Char,
-                    libc::S_IFBLK => EntryType::Block,
-                    _ => EntryType::Fifo,
+                    libc::S_IFCHR => Kind::Char,
+                    libc::S_IFBLK => Kind::Block,
+                    _ => Kind::Fifo,
                 };
-                let mut h = Self::header(&st, kind);
-                let major = libc::major(st.st_rdev);
-                let minor = libc::minor(st.st_rdev);
-                h.set_device_major(major)
-                    .and_then(|()| h.set_device_minor(minor))
-                    .map_err(|e| self.os(&path, "tar header", e))?;
-                self.b
-                    .append_data(&mut h, &path, io::empty())
-                    .map_err(|e| self.os(&path, "write", e))
+                let mut e = Self::entry(&st, kind, &path);
+                e.major = libc::major(st.st_rdev);
+                e.minor = libc::minor(st.st_rdev);
+                self.append(&e, &path)
             }
             // Sockets have no tar form: they are made by whoever listens.
             _ => Ok(()),
         }
+    }
+}
+
+/// A path's name in the tar: the root is "./", the rest relative to it
+/// without a leading "./", as the tar crate wrote them.
+fn tar_name(path: &Path) -> Vec<u8> {
+    let path = path.as_os_str().as_bytes();
+    match path.strip_prefix(b"./") {
+        Some(rest) if !rest.is_empty() => rest.to_vec(),
+        _ => path.to_vec(),
     }
 }
 
@@ -203,61 +196,4 @@ impl Packer<'_> {
 #[allow(clippy::unnecessary_cast)]
 fn inode(st: &libc::stat) -> (u64, u64) {
     (st.st_dev as u64, st.st_ino as u64)
-}
-
-/// A file's data as long as its header says: one that shrinks while it
-/// is read (a running container's) fails the commit rather than making a
-/// tar whose next header is file data.
-struct Exact {
-    file: std::fs::File,
-    left: u64,
-}
-
-impl io::Read for Exact {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.file.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank while it was read",
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// PAX extended header records ("LEN key=value\n"), LEN counting itself.
-pub fn pax_records(records: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (key, value) in records {
-        let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
-        let mut len = rest + 1;
-        while len != rest + len.to_string().len() {
-            len = rest + len.to_string().len();
-        }
-        out.extend_from_slice(format!("{len} {key}=").as_bytes());
-        out.extend_from_slice(value);
-        out.push(b'\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_record_lengths_count_themselves() {
-        let r = pax_records(&[("a".into(), b"b".to_vec())]);
-        assert_eq!(r, b"6 a=b\n");
-        let long = vec![b'x'; 95];
-        let r = pax_records(&[("k".into(), long)]);
-        assert_eq!(r.len(), 102);
-        assert!(r.starts_with(b"102 k="));
-    }
 }

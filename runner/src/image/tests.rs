@@ -80,7 +80,7 @@ fn an_upper_dir_commits_as_a_layer_with_oci_whiteouts_and_back() {
         "t",
     )
     .unwrap();
-    let names: Vec<String> = tar::Archive::new(&tar[..])
+    let names: Vec<String> = ::tar::Archive::new(&tar[..])
         .entries()
         .unwrap()
         .map(|e| e.unwrap().path().unwrap().display().to_string())
@@ -109,7 +109,7 @@ fn an_upper_dir_commits_as_a_layer_with_oci_whiteouts_and_back() {
     let mut out = Vec::new();
     export(&store.layer_dir(&img.layers[0]), &mut out).unwrap();
     let mut kinds = Vec::new();
-    for e in tar::Archive::new(&out[..]).entries().unwrap() {
+    for e in ::tar::Archive::new(&out[..]).entries().unwrap() {
         let e = e.unwrap();
         let link = e.link_name().unwrap().map(|l| l.display().to_string());
         kinds.push((
@@ -121,13 +121,13 @@ fn an_upper_dir_commits_as_a_layer_with_oci_whiteouts_and_back() {
     assert!(
         kinds.contains(&(
             "link".into(),
-            tar::EntryType::Symlink,
+            ::tar::EntryType::Symlink,
             Some("/etc/gone".into())
         )),
         "{kinds:?}"
     );
     assert!(
-        kinds.iter().any(|(_, t, l)| *t == tar::EntryType::Link
+        kinds.iter().any(|(_, t, l)| *t == ::tar::EntryType::Link
             && l.as_deref().is_some_and(|l| l.contains("etc/gone"))),
         "{kinds:?}"
     );

@@ -8,14 +8,13 @@ use std::ffi::CStr;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use tar::EntryType;
-
 use super::at::{self, cstr, cvt};
 use super::digest::Hashing;
-
-/// One instance of the tar reader for every kind of layer stream.
-type Entry<'a, 'b> = tar::Entry<'a, Hashing<&'b mut dyn Read>>;
+use super::tar::{self, Entry, Kind};
 use crate::error::{Error, Result};
+
+/// A layer stream is skipped by reading it: every byte is hashed.
+impl<R: Read> tar::Source for Hashing<R> {}
 
 /// Unpacks the tar stream `src` into the new directory `name` in `parent`
 /// and returns the stream's sha256 (the layer's diff_id). `what` names the
@@ -34,26 +33,20 @@ pub fn unpack(
     cvt(unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) })
         .map_err(|e| err("mkdir", e))?;
     let root = at::open_dir(parent.as_raw_fd(), name).map_err(|e| err("open", e))?;
-    let mut archive = tar::Archive::new(Hashing::new(src));
+    let mut hashing = Hashing::new(src);
+    let mut archive = tar::Reader::new(&mut hashing);
     let mut layer = Layer {
         what,
         root: root.as_fd(),
         dirs: Vec::new(),
         kill_after: kill_knob(),
     };
-    let mut end = 0u64;
     let truncated = |e: io::Error| Error::new(format!("{what}: truncated or malformed tar: {e}"));
-    for entry in archive.entries().map_err(truncated)? {
-        let mut entry = entry.map_err(truncated)?;
-        let size = entry.size();
-        end = entry.raw_file_position() + size.div_ceil(512) * 512;
-        layer.member(&mut entry)?;
+    while let Some(entry) = archive.next().map_err(truncated)? {
+        layer.member(&entry, &mut archive)?;
     }
     layer.finish()?;
-    let hashing = archive.into_inner();
-    // The tar reader stops at the first zero block: having read past the
-    // last member's data means it saw one.
-    if !verified && hashing.count <= end {
+    if !verified && !archive.saw_end() {
         return Err(Error::new(format!(
             "{what}: truncated tar (no end-of-archive blocks)"
         )));
@@ -81,64 +74,58 @@ struct Layer<'a> {
     kill_after: Option<usize>,
 }
 
-/// What the PAX records of a member add to its header.
-#[derive(Default)]
-struct Pax {
-    uid: Option<u32>,
-    gid: Option<u32>,
-    mtime: Option<u64>,
-    xattrs: Vec<(String, Vec<u8>)>,
-}
-
 impl Layer<'_> {
     fn refuse(&self, member: &str, why: &str) -> Error {
         Error::new(format!("{}: member {member:?}: {why}", self.what))
     }
 
-    fn member(&mut self, entry: &mut Entry) -> Result<()> {
-        let raw = String::from_utf8(entry.path_bytes().into_owned())
-            .map_err(|e| self.refuse(&String::from_utf8_lossy(e.as_bytes()), "not UTF-8"))?;
-        let kind = entry.header().entry_type();
-        if kind == EntryType::XGlobalHeader {
-            return Ok(());
+    /// One member; its data, if it has any, is read from `data`.
+    fn member(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<()> {
+        let raw = std::str::from_utf8(&entry.path)
+            .map_err(|_| self.refuse(&String::from_utf8_lossy(&entry.path), "not UTF-8"))?;
+        let kind = entry.kind;
+        let comps = components(raw).map_err(|why| self.refuse(raw, why))?;
+        if let Some((name, _)) = entry
+            .xattrs
+            .iter()
+            .find(|(name, _)| name.starts_with("trusted.overlay."))
+        {
+            let why = format!("carries the xattr {name}, overlay's own");
+            return Err(self.refuse(raw, &why));
         }
-        let comps = components(&raw).map_err(|why| self.refuse(&raw, why))?;
-        let pax = self.pax(entry, &raw)?;
-        let h = entry.header();
-        let mode = h.mode().map_err(|e| self.refuse(&raw, &e.to_string()))?;
-        let uid = pax.uid.or(h.uid().ok().map(|u| u as u32)).unwrap_or(0);
-        let gid = pax.gid.or(h.gid().ok().map(|g| g as u32)).unwrap_or(0);
-        let mtime = pax.mtime.or(h.mtime().ok()).unwrap_or(0);
+        let (mode, mtime) = (entry.mode, entry.mtime);
+        // Ids past 32 bits wrap, as they did when the tar crate read them.
+        let (uid, gid) = (entry.uid as u32, entry.gid as u32);
         let Some((leaf, dir)) = comps.split_last() else {
             // "./": the layer's root itself.
-            if kind != EntryType::Directory {
-                return Err(self.refuse(&raw, "the layer's root is not a directory"));
+            if kind != Kind::Dir {
+                return Err(self.refuse(raw, "the layer's root is not a directory"));
             }
             let fd = self.root.as_raw_fd();
             // SAFETY: our own fd and numbers; chown first, it clears set-ID bits.
             cvt(unsafe { libc::fchown(fd, uid, gid) })
                 .and_then(|_| cvt(unsafe { libc::fchmod(fd, mode & 0o7777) }))
-                .map_err(|e| self.os(&raw, "chown/chmod", e))?;
+                .map_err(|e| self.os(raw, "chown/chmod", e))?;
             self.dirs.push((Vec::new(), mtime));
             return Ok(());
         };
         let parent = at::dir_beneath(self.root, dir, true).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR) => {
-                self.refuse(&raw, "its path goes through a symlink or a non-directory")
+                self.refuse(raw, "its path goes through a symlink or a non-directory")
             }
-            _ => self.os(&raw, "open its directory", e),
+            _ => self.os(raw, "open its directory", e),
         })?;
         let p = parent.as_raw_fd();
         if let Some(hidden) = leaf.strip_prefix(".wh.") {
-            return self.whiteout(&parent, hidden, &raw);
+            return self.whiteout(&parent, hidden, raw);
         }
-        let name = cstr(leaf).map_err(|_| self.refuse(&raw, "holds a NUL"))?;
+        let name = cstr(leaf).map_err(|_| self.refuse(raw, "holds a NUL"))?;
         let what = self.what;
         let os = |op: &str, e: io::Error| Error::os(format!("{what}: member {raw:?}: {op}"), &e);
-        let kept_dir = self.clear(parent.as_fd(), &name, kind == EntryType::Directory, &raw)?;
+        let kept_dir = self.clear(parent.as_fd(), &name, kind == Kind::Dir, raw)?;
         let mut file = None;
         match kind {
-            EntryType::Regular | EntryType::Continuous => {
+            Kind::File => {
                 let fd = at::open_at(
                     p,
                     &name,
@@ -147,13 +134,13 @@ impl Layer<'_> {
                 )
                 .map_err(|e| os("create", e))?;
                 let mut f = std::fs::File::from(fd);
-                let n = io::copy(entry, &mut f).map_err(|e| os("copy its data", e))?;
-                if n != entry.size() {
-                    return Err(self.refuse(&raw, "truncated tar (its data ends early)"));
+                let n = io::copy(data, &mut f).map_err(|e| os("copy its data", e))?;
+                if n != entry.size {
+                    return Err(self.refuse(raw, "truncated tar (its data ends early)"));
                 }
                 file = Some(OwnedFd::from(f));
             }
-            EntryType::Directory => {
+            Kind::Dir => {
                 if !kept_dir {
                     // SAFETY: a C string and a mode.
                     cvt(unsafe { libc::mkdirat(p, name.as_ptr(), 0o700) })
@@ -163,42 +150,43 @@ impl Layer<'_> {
                 self.dirs
                     .push((comps.iter().map(|s| s.to_string()).collect(), mtime));
             }
-            EntryType::Symlink => {
+            Kind::Symlink => {
                 let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.refuse(&raw, "a symlink without a target"))?;
-                let target = std::ffi::CString::new(target.into_owned())
-                    .map_err(|_| self.refuse(&raw, "holds a NUL"))?;
+                    .link
+                    .clone()
+                    .ok_or_else(|| self.refuse(raw, "a symlink without a target"))?;
+                let target =
+                    std::ffi::CString::new(target).map_err(|_| self.refuse(raw, "holds a NUL"))?;
                 // SAFETY: two C strings. The target is stored as written
                 // and never followed here.
                 cvt(unsafe { libc::symlinkat(target.as_ptr(), p, name.as_ptr()) })
                     .map_err(|e| os("symlink", e))?;
             }
-            EntryType::Link => return self.hard_link(entry, p, &name, &raw),
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let dev = self.device(entry, &comps, &raw)?;
+            Kind::HardLink => return self.hard_link(entry, p, &name, raw),
+            Kind::Char | Kind::Block | Kind::Fifo => {
+                let dev = self.device(entry, &comps, raw)?;
                 // SAFETY: a C string, a mode and a device number.
                 cvt(unsafe { libc::mknodat(p, name.as_ptr(), dev.0 | 0o600, dev.1) })
                     .map_err(|e| os("mknod", e))?;
             }
-            other => {
+            Kind::Other(flag) => {
                 return Err(self.refuse(
-                    &raw,
-                    &format!("unsupported tar entry type {:?}", other.as_byte() as char),
+                    raw,
+                    &format!("unsupported tar entry type {:?}", flag as char),
                 ))
             }
         }
-        let symlink = kind == EntryType::Symlink;
+        let symlink = kind == Kind::Symlink;
         at::own_and_mode(p, &name, uid, gid, (!symlink).then_some(mode))
             .map_err(|e| os("chown/chmod", e))?;
-        for (key, value) in &pax.xattrs {
+        for (key, value) in &entry.xattrs {
             // xattrs go through an open fd: files and directories carry them.
             if let Some(fd) = &file {
                 at::set_xattr(fd.as_raw_fd(), key, value)
                     .map_err(|e| os(&format!("setxattr {key}"), e))?;
             }
         }
-        if kind != EntryType::Directory {
+        if kind != Kind::Dir {
             at::set_mtime(p, &name, mtime).map_err(|e| os("utimensat", e))?;
         }
         self.tick();
@@ -216,41 +204,6 @@ impl Layer<'_> {
                 die_here();
             }
         }
-    }
-
-    fn pax(&self, entry: &mut Entry, raw: &str) -> Result<Pax> {
-        let mut pax = Pax::default();
-        let Some(exts) = entry
-            .pax_extensions()
-            .map_err(|e| self.refuse(raw, &format!("PAX records: {e}")))?
-        else {
-            return Ok(pax);
-        };
-        for ext in exts {
-            let ext = ext.map_err(|e| self.refuse(raw, &format!("PAX records: {e}")))?;
-            let Ok(key) = ext.key() else { continue };
-            let num = || {
-                ext.value()
-                    .ok()
-                    .and_then(|v| v.split('.').next()?.parse::<u64>().ok())
-            };
-            match key {
-                "uid" => pax.uid = num().map(|n| n as u32),
-                "gid" => pax.gid = num().map(|n| n as u32),
-                "mtime" => pax.mtime = num(),
-                _ => {
-                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                        if name.starts_with("trusted.overlay.") {
-                            return Err(self
-                                .refuse(raw, &format!("carries the xattr {name}, overlay's own")));
-                        }
-                        pax.xattrs
-                            .push((name.to_string(), ext.value_bytes().to_vec()));
-                    }
-                }
-            }
-        }
-        Ok(pax)
     }
 
     /// Makes room for a new `name` in `dir`: a later member replaces an
@@ -293,9 +246,10 @@ impl Layer<'_> {
 
     fn hard_link(&mut self, entry: &Entry, dir: i32, name: &CStr, raw: &str) -> Result<()> {
         let target = entry
-            .link_name_bytes()
+            .link
+            .as_ref()
             .ok_or_else(|| self.refuse(raw, "a hard link without a target"))?;
-        let target = String::from_utf8_lossy(&target).into_owned();
+        let target = String::from_utf8_lossy(target);
         let comps = components(&target)
             .map_err(|why| self.refuse(raw, &format!("hard link to {target:?}: {why}")))?;
         // The layer's directory is new: what is in it now came from the
@@ -325,14 +279,11 @@ impl Layer<'_> {
     /// may have one: fifos anywhere, devices only under dev/, and never a
     /// 0:0 character device (that is a whiteout, which only `.wh.` makes).
     fn device(&self, entry: &Entry, comps: &[&str], raw: &str) -> Result<(u32, libc::dev_t)> {
-        let h = entry.header();
-        let kind = h.entry_type();
-        if kind == EntryType::Fifo {
+        let (kind, major, minor) = (entry.kind, entry.major, entry.minor);
+        if kind == Kind::Fifo {
             return Ok((libc::S_IFIFO, 0));
         }
-        let major = h.device_major().ok().flatten().unwrap_or(0);
-        let minor = h.device_minor().ok().flatten().unwrap_or(0);
-        if kind == EntryType::Char && major == 0 && minor == 0 {
+        if kind == Kind::Char && major == 0 && minor == 0 {
             return Err(self.refuse(
                 raw,
                 "a 0:0 character device (a whiteout is written .wh.NAME)",
@@ -341,7 +292,7 @@ impl Layer<'_> {
         if comps.len() < 2 || comps[0] != "dev" {
             return Err(self.refuse(raw, "a device node outside dev/"));
         }
-        let t = if kind == EntryType::Char {
+        let t = if kind == Kind::Char {
             libc::S_IFCHR
         } else {
             libc::S_IFBLK
