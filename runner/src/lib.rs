@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod describe;
 pub mod detach;
 pub mod error;
+pub mod etc_files;
 pub mod exec;
 pub mod fds;
 pub mod hooks;

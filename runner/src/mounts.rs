@@ -42,6 +42,9 @@ pub struct Volume {
     pub share: u32,
     /// The whole tree below the source (rbind), or its top mount alone.
     pub recursive: bool,
+    /// Make the target (and its parents) where the root lacks it; else
+    /// the target is known to be there (etc_files.rs).
+    pub make_target: bool,
 }
 
 impl Mount {
@@ -111,6 +114,7 @@ pub fn volume(arg: &str) -> Result<Mount> {
         propagation,
         share: 0,
         recursive: true,
+        make_target: true,
     }))
 }
 

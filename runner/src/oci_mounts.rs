@@ -110,6 +110,7 @@ pub fn mounts(v: Option<&Value>) -> Result<Vec<Mount>> {
                 propagation,
                 share,
                 recursive,
+                make_target: true,
             }));
         } else if kind == "tmpfs" {
             // exec and suid unless the config says otherwise (husk's

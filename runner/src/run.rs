@@ -167,6 +167,12 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         }
     };
     let root = rootfs.detach(nodev, true, &spec.missing)?;
+    // The container's own /etc files, first: a volume of the user's on
+    // one of them covers it.
+    if opts.oci.is_none() {
+        let files = crate::etc_files::binds(entry.dir(), &root.tree, &spec)?;
+        spec.mounts.splice(0..0, files);
+    }
     let volumes = spec
         .mounts
         .iter()

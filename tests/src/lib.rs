@@ -46,6 +46,7 @@ macro_rules! for_each_scenario {
             devpts_is_a_new_instance,
             only_lo_and_it_is_up,
             net_host_shares_the_host_network,
+            etc_files_are_the_containers_own,
             old_root_is_unreachable,
             a_chrooted_runner_pivots_or_says_why_not,
             exit_status_is_the_programs,

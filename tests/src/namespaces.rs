@@ -97,6 +97,63 @@ pub fn net_host_shares_the_host_network(env: &Env) -> R {
     })
 }
 
+/// /etc/hostname, /etc/hosts and, with the host's network, /etc/resolv.conf
+/// are the container's own: its hostname, and the name resolving, in
+/// files bound read-only over the image's, which stay as they were. Only
+/// a regular file is covered: an image's /etc/hosts that is a symlink
+/// (here to /etc/passwd) is left alone, and nothing is made where the
+/// image has no file.
+pub fn etc_files_are_the_containers_own(env: &Env) -> R {
+    use crate::filesystems::Scratch;
+    let image_file = |name: &str| fs::read(env.rootfs.join("etc").join(name)).ok();
+    let before = ["hosts", "hostname", "resolv.conf"].map(image_file);
+    let show = "cat /etc/hostname; echo; cat /etc/hosts; echo; cat /etc/resolv.conf; echo; \
+                if echo x >> /etc/hosts; then echo write=done; else echo write=refused; fi";
+    let out = env.sh(&["--hostname", "box"], show);
+    out.expect(0)?;
+    let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tbox\n";
+    let image_resolv = String::from_utf8_lossy(before[2].as_deref().unwrap_or_default());
+    // The test rootfs has no /etc/hostname: none is made.
+    let hostname = if before[1].is_some() { "box\n" } else { "" };
+    let want = format!("{hostname}\n{hosts}\n{image_resolv}\nwrite=refused\n");
+    check(out.stdout == want, || format!("wanted {want:?}\n{out}"))?;
+    let out = env.sh(&["--net", "host"], "cat /etc/resolv.conf");
+    out.expect(0)?;
+    let host_resolv = fs::read_to_string("/etc/resolv.conf");
+    let want = host_resolv.as_deref().unwrap_or(&image_resolv);
+    check(out.stdout == want, || {
+        format!("--net host: wanted the host's resolv.conf {want:?}\n{out}")
+    })?;
+    // A layer over the image: /etc/hostname a file, /etc/hosts a symlink.
+    let s = Scratch::new(env, "etc")?;
+    s.write("top/etc/hostname", "from the layer\n")?;
+    std::os::unix::fs::symlink("/etc/passwd", s.path("top/etc/hosts"))
+        .map_err(|e| e.to_string())?;
+    let (base, top) = (env.rootfs.display().to_string(), s.s("top"));
+    let out = crate::harness::output(
+        std::process::Command::new(&env.runner)
+            .args(["--layer", &base, "--layer", &top, "--hostname", "box", "--"])
+            .args([
+                "/bin/sh",
+                "-c",
+                "cat /etc/hostname; readlink /etc/hosts; grep -c ' /etc/' /proc/self/mountinfo",
+            ])
+            .stdin(Stdio::null()),
+    );
+    out.expect(0)?;
+    check(out.stdout == "box\n/etc/passwd\n1\n", || {
+        format!("wanted /etc/hostname bound and /etc/hosts left a symlink\n{out}")
+    })?;
+    check(
+        fs::read_link(s.path("top/etc/hosts")).ok() == Some("/etc/passwd".into()),
+        || "the layer's symlink changed".to_string(),
+    )?;
+    let after = ["hosts", "hostname", "resolv.conf"].map(image_file);
+    check(after == before, || {
+        "the image's /etc files changed".to_string()
+    })
+}
+
 /// --net ns:PATH joins a network namespace by its file, as podman and
 /// containerd hand one to a runtime; a file of another kind is refused.
 pub fn a_net_namespace_is_joined_by_path(env: &Env) -> R {

@@ -10,7 +10,7 @@
 //! uses, and the next changer sweeps tmp/ and unreferenced layers.
 
 mod archive;
-mod at;
+pub(crate) mod at;
 pub mod digest;
 mod gunzip;
 pub mod pack;

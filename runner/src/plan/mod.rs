@@ -349,7 +349,14 @@ fn user_mounts(p: &mut Builder, mounts: &[Mount], volumes: &[Detached]) {
             Mount::Tmpfs { .. } => true,
         };
         let target = m.target();
-        for dir in mounts::parents(target, is_dir) {
+        let make_target = match m {
+            Mount::Volume(v) => v.make_target,
+            Mount::Tmpfs { .. } => true,
+        };
+        for dir in mounts::parents(target, is_dir)
+            .into_iter()
+            .filter(|_| make_target)
+        {
             p.push(Op::Mkdir {
                 path: &dir,
                 mode: 0o755,
@@ -377,7 +384,7 @@ fn user_mounts(p: &mut Builder, mounts: &[Mount], volumes: &[Detached]) {
                 let Some(tree) = volumes.next() else {
                     unreachable!("plan::build is given a tree per volume");
                 };
-                if !v.dir {
+                if !v.dir && make_target {
                     p.push(Op::Touch {
                         path: target,
                         mode: 0o644,

@@ -1,0 +1,89 @@
+//! The container's /etc/hostname, /etc/hosts and, where it has a way out
+//! (the host's network namespace, or one joined), /etc/resolv.conf: files
+//! of its own in its state entry, bound read-only over the image's, as
+//! Docker gives a container its own. So `hostname` and /etc/hostname
+//! agree, the hostname resolves inside, and a shared or read-only root is
+//! never written. Read-only: writable, they would let the container fill
+//! the host's state directory at will.
+//!
+//! Bound only over a regular file the image has, found beneath the root
+//! through no symlink: husk makes no file in a root it was given, and an
+//! image's /etc/hosts that is a symlink (to anywhere) is left as it is.
+//! The shim refuses symlinks again as it attaches, so a root changed
+//! meanwhile fails closed. An OCI caller's config lists these files as
+//! its own mounts: only husk's own containers get them.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+
+use shim::plan::ms;
+
+use crate::error::{Error, Result};
+use crate::image::at;
+use crate::mounts::{Mount, Volume};
+use crate::namespaces::Kind;
+use crate::rootfs::Rootfs;
+use crate::spec::Spec;
+
+/// The binds for `spec`'s container whose root is `root`; their files
+/// are written in `entry`, the container's state directory.
+pub fn binds(entry: &Path, root: impl AsFd, spec: &Spec) -> Result<Vec<Mount>> {
+    let Ok(etc) = at::dir_beneath(root.as_fd(), &["etc"], false) else {
+        return Ok(Vec::new());
+    };
+    let hostname = spec.hostname.to_string_lossy();
+    let way_out = !spec.namespaces.is_new(Kind::Net);
+    let mut files = vec![
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts(&hostname)),
+    ];
+    if way_out {
+        // The host's resolvers, as they are now; none, none here either.
+        if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
+            files.push(("resolv.conf", text));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, text) in files {
+        let c = CString::new(name).expect("no NUL in a constant");
+        let regular = at::stat_at(etc.as_raw_fd(), &c)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
+        if !regular {
+            continue;
+        }
+        let path = entry.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| Error::os(format_args!("write {}", path.display()), &e))?;
+        let (source, _) = Rootfs::open_source(&path.to_string_lossy(), "/etc")?;
+        out.push(Mount::Volume(Volume {
+            source,
+            dir: false,
+            target: CString::new(format!("etc/{name}")).expect("no NUL in a constant"),
+            flags: ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC,
+            propagation: ms::REC | ms::PRIVATE,
+            share: 0,
+            recursive: false,
+            make_target: false,
+        }));
+    }
+    Ok(out)
+}
+
+/// Loopback's names, and the container's hostname on 127.0.1.1 (as
+/// Debian names a host without an address of its own for it).
+fn hosts(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hosts_names_loopback_and_the_hostname() {
+        let h = super::hosts("box");
+        assert!(h.starts_with("127.0.0.1\tlocalhost\n"), "{h}");
+        assert!(h.ends_with("127.0.1.1\tbox\n"), "{h}");
+    }
+}
