@@ -25,6 +25,7 @@ pub mod monitor;
 pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
+pub mod net;
 pub mod oci;
 pub mod overlay;
 pub mod plan;

@@ -21,6 +21,14 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("podman", "drives husk as its runtime in tests/tests/oci.rs"),
     ("runc", "the OCI tests run the same bundle through it"),
+    (
+        "iproute2",
+        "the netlink tests read links, addresses and routes back with ip",
+    ),
+    (
+        "iputils-ping",
+        "the netlink tests ping across a veth, in namespaces of their own",
+    ),
 ];
 
 /// The rustup targets of the four architectures, and rust-src (dist
