@@ -14,7 +14,9 @@
 //! its own mounts: only husk's own containers get them.
 
 use std::ffi::CString;
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use shim::plan::ms;
@@ -53,11 +55,16 @@ pub fn binds(entry: &Path, root: impl AsFd, spec: &Spec) -> Result<Vec<Mount>> {
             continue;
         }
         let path = entry.join(name);
-        std::fs::write(&path, text)
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()).map(|()| f))
             .map_err(|e| Error::os(format_args!("write {}", path.display()), &e))?;
-        let (source, _) = Rootfs::open_source(&path.to_string_lossy(), "/etc")?;
         out.push(Mount::Volume(Volume {
-            source,
+            source: Rootfs::made(file.into(), path),
             dir: false,
             target: CString::new(format!("etc/{name}")).expect("no NUL in a constant"),
             flags: ms::RDONLY | ms::NOSUID | ms::NODEV | ms::NOEXEC,

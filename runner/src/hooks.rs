@@ -154,11 +154,23 @@ fn inside(
     shim: &crate::shim::Source,
     stdin: RawFd,
 ) -> std::result::Result<i32, String> {
-    let strings = |v: &[CString]| v.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    let text = |s: &CString| s.to_string_lossy().into_owned();
+    // The hook's environment alone (replace_env below), as KEY=VALUE.
+    let env = h
+        .env
+        .iter()
+        .map(|e| {
+            let e = text(e);
+            match e.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (e, String::new()),
+            }
+        })
+        .collect();
     let req = crate::exec::Request {
         id: container.id.clone(),
-        argv: strings(&h.args),
-        env: Vec::new(),
+        argv: h.args.iter().map(text).collect(),
+        env,
         workdir: Some("/".into()),
         user: None,
         tty: false,
@@ -175,11 +187,9 @@ fn inside(
             pid_file: None,
             console_socket: None,
         }),
-        program: Some(h.path.to_string_lossy().into_owned()),
+        program: Some(text(&h.path)),
     };
-    let mut container = container.clone();
-    container.spec.env = strings(&h.env);
-    let launched = crate::exec::launch(&container, &req, Some(stdin)).map_err(|e| e.message)?;
+    let launched = crate::exec::launch(container, &req, Some(stdin)).map_err(|e| e.message)?;
     Ok(launched.child.pid)
 }
 
@@ -260,7 +270,7 @@ fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32,
     if let (Place::Joined(container), Some(e)) = (place, &enter) {
         let moved = crate::exec::join_cgroups(container, pid);
         if let Err(e) = &moved {
-            kill_and_reap(pid);
+            crate::process::kill_and_reap(pid);
             return Err(e.message.clone());
         }
         // SAFETY: a one-byte write to our own pipe.
@@ -359,14 +369,6 @@ unsafe fn child(
     fail(STEP_EXEC)
 }
 
-fn kill_and_reap(pid: i32) {
-    // SAFETY: our own child, not yet reaped.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, std::ptr::null_mut(), 0);
-    }
-}
-
 /// Waits for the hook `pid` to end, killing it at its timeout.
 fn wait(pid: i32, timeout: Option<Duration>) -> std::result::Result<(), String> {
     let start = Instant::now();
@@ -378,7 +380,7 @@ fn wait(pid: i32, timeout: Option<Duration>) -> std::result::Result<(), String> 
             break;
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
-            kill_and_reap(pid);
+            crate::process::kill_and_reap(pid);
             return Err(format!(
                 "still running after {} s: killed",
                 start.elapsed().as_secs()

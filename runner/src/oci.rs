@@ -98,11 +98,7 @@ pub fn create(
     });
     if let Err(e) = saved {
         // Still our child: killed and reaped before its cgroup goes.
-        // SAFETY: plain syscalls on our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
+        crate::process::kill_and_reap(pid);
         drop(cgroup);
         return Err(e);
     }

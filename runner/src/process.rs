@@ -47,6 +47,16 @@ pub fn children(pid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// SIGKILL to a child of ours, then its reaping: for failures half-way,
+/// so that nothing of the runner's outlives them.
+pub fn kill_and_reap(pid: i32) {
+    // SAFETY: plain syscalls on a child this process made.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
 /// Sends `sig` to `pid` if it is still the process that started at
 /// `start`. Through a pidfd where the kernel has one (5.3), so that the
 /// PID cannot be reused between the check and the signal.

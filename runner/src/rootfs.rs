@@ -57,6 +57,16 @@ impl Rootfs {
         ))
     }
 
+    /// A file the runner made and still holds open (a container's own
+    /// /etc files): bound by its fd, its path never looked up again.
+    pub fn made(fd: OwnedFd, path: PathBuf) -> Rootfs {
+        Rootfs {
+            fd,
+            path,
+            mounted: false,
+        }
+    }
+
     /// A detached mount made by the runner (an overlay); `label` stands
     /// for its path in messages.
     pub fn mounted(fd: OwnedFd, label: PathBuf) -> Rootfs {

@@ -114,7 +114,12 @@ pub(crate) fn fork_into(
     let pid = fork();
     let error = std::io::Error::last_os_error();
     if pid != 0 {
-        enter_pid_namespace(own.as_raw_fd(), "the runner's own")?;
+        if let Err(e) = enter_pid_namespace(own.as_raw_fd(), "the runner's own") {
+            if pid > 0 {
+                crate::process::kill_and_reap(pid);
+            }
+            return Err(e);
+        }
     }
     Ok((pid, error))
 }
@@ -243,10 +248,6 @@ impl Container {
     /// For failures during setup: make sure the child is gone and reaped.
     pub fn kill_and_reap(&mut self) {
         self.plan.take();
-        // SAFETY: plain syscalls on our own child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
+        crate::process::kill_and_reap(self.pid);
     }
 }

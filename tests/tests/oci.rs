@@ -1245,7 +1245,7 @@ fn container_hooks_run_in_the_containers_namespaces() {
     // prefixed with the stage.
     let report = |stage: &str| {
         format!(
-            "/bin/husk-probe facts | /bin/sed s/^/{stage}./; \
+            "/bin/husk-probe facts | /bin/sed s/^/{stage}./; echo {stage}.env=$HOOK; \
              /bin/grep -o '\"status\": \"[a-z]*\"' | /bin/sed 's/.*: \"\\(.*\\)\"/{stage}.status=\\1/'"
         )
     };
@@ -1274,9 +1274,12 @@ fn container_hooks_run_in_the_containers_namespaces() {
             env.rootfs.display()
         )
     };
-    let create_hook = format!(r#"{{"path":"{}"}}"#, script.display());
+    let create_hook = format!(
+        r#"{{"path":"{}","env":["HOOK=create-env"]}}"#,
+        script.display()
+    );
     let start_hook = format!(
-        r#"{{"path":"/bin/sh","args":["sh","-c","{}"],"env":["PATH=/bin"]}}"#,
+        r#"{{"path":"/bin/sh","args":["sh","-c","{}"],"env":["PATH=/bin","HOOK=start-env"]}}"#,
         report("start").replace('\\', "\\\\").replace('"', "\\\"")
     );
     let host_caps = fs::read_to_string("/proc/self/status")
@@ -1322,6 +1325,13 @@ fn container_hooks_run_in_the_containers_namespaces() {
             );
             assert_eq!(facts(&out, &format!("{stage}.uid")), ["0"], "{all}");
             assert_eq!(facts(&out, &format!("{stage}.cwd")), ["/"], "{all}");
+            // The hook's own environment.
+            let env = format!("{stage}-env");
+            assert_eq!(
+                facts(&out, &format!("{stage}.env")),
+                [env.as_str()],
+                "{all}"
+            );
             assert_eq!(
                 facts(&out, &format!("{stage}.uid_map")),
                 facts(&out, "uid_map"),

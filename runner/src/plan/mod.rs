@@ -353,14 +353,13 @@ fn user_mounts(p: &mut Builder, mounts: &[Mount], volumes: &[Detached]) {
             Mount::Volume(v) => v.make_target,
             Mount::Tmpfs { .. } => true,
         };
-        for dir in mounts::parents(target, is_dir)
-            .into_iter()
-            .filter(|_| make_target)
-        {
-            p.push(Op::Mkdir {
-                path: &dir,
-                mode: 0o755,
-            });
+        if make_target {
+            for dir in mounts::parents(target, is_dir) {
+                p.push(Op::Mkdir {
+                    path: &dir,
+                    mode: 0o755,
+                });
+            }
         }
         let then = match m {
             Mount::Tmpfs { propagation, .. } => *propagation,
