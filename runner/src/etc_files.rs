@@ -25,26 +25,47 @@ use crate::error::{Error, Result};
 use crate::image::at;
 use crate::mounts::{Mount, Volume};
 use crate::namespaces::Kind;
+use crate::net::Attached;
 use crate::rootfs::Rootfs;
 use crate::spec::Spec;
 
 /// The binds for `spec`'s container whose root is `root`; their files
 /// are written in `entry`, the container's state directory.
-pub fn binds(entry: &Path, root: impl AsFd, spec: &Spec) -> Result<Vec<Mount>> {
+pub fn binds(
+    entry: &Path,
+    root: impl AsFd,
+    spec: &Spec,
+    network: Option<&Attached>,
+) -> Result<Vec<Mount>> {
     let Ok(etc) = at::dir_beneath(root.as_fd(), &["etc"], false) else {
         return Ok(Vec::new());
     };
     let hostname = spec.hostname.to_string_lossy();
-    let way_out = !spec.namespaces.is_new(Kind::Net);
+    // A CNI network's address is known only after ADD: `update`.
+    let own = match network {
+        Some(Attached::Bridge(a)) => Some(a.address.to_string()),
+        _ => None,
+    };
     let mut files = vec![
         ("hostname", format!("{hostname}\n")),
-        ("hosts", hosts(&hostname)),
+        (
+            "hosts",
+            hosts(&hostname, own.as_deref().unwrap_or("127.0.1.1")),
+        ),
     ];
-    if way_out {
+    let dns = spec.network.as_ref().map_or(&[][..], |r| &r.dns[..]);
+    let resolv = if !dns.is_empty() {
+        Some(dns.iter().map(|d| format!("nameserver {d}\n")).collect())
+    } else if network.is_some() {
+        bridged_resolvers()
+    } else if !spec.namespaces.is_new(Kind::Net) {
         // The host's resolvers, as they are now; none, none here either.
-        if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
-            files.push(("resolv.conf", text));
-        }
+        std::fs::read_to_string("/etc/resolv.conf").ok()
+    } else {
+        None
+    };
+    if let Some(text) = resolv {
+        files.push(("resolv.conf", text));
     }
     let mut out = Vec::new();
     for (name, text) in files {
@@ -77,11 +98,70 @@ pub fn binds(entry: &Path, root: impl AsFd, spec: &Spec) -> Result<Vec<Mount>> {
     Ok(out)
 }
 
-/// Loopback's names, and the container's hostname on 127.0.1.1 (as
-/// Debian names a host without an address of its own for it).
-fn hosts(hostname: &str) -> String {
+/// After a CNI network's ADD: the hostname on the address it gave, and
+/// its resolvers unless --dns named some. The files bound already are
+/// rewritten in place (the binds are of their inodes), those the image
+/// lacked are not made.
+pub fn update(
+    entry: &Path,
+    spec: &Spec,
+    address: Option<std::net::IpAddr>,
+    dns: &[String],
+) -> Result<()> {
+    let hostname = spec.hostname.to_string_lossy();
+    let mut files = Vec::new();
+    if let Some(a) = address {
+        files.push(("hosts", hosts(&hostname, &a.to_string())));
+    }
+    let asked = spec.network.as_ref().is_some_and(|r| !r.dns.is_empty());
+    if !dns.is_empty() && !asked {
+        let text = dns.iter().map(|d| format!("nameserver {d}\n")).collect();
+        files.push(("resolv.conf", text));
+    }
+    for (name, text) in files {
+        let path = entry.join(name);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.map_err(|e| Error::os(format_args!("write {}", path.display()), &e))?,
+        }
+    }
+    Ok(())
+}
+
+/// Loopback's names, and the container's hostname on its own address, or
+/// on 127.0.1.1 without one (as Debian names a host without an address of
+/// its own for it).
+fn hosts(hostname: &str, address: &str) -> String {
     format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{address}\t{hostname}\n"
+    )
+}
+
+/// The host's resolvers as a container on a bridge reaches them: a
+/// resolver on the host's loopback (systemd-resolved's 127.0.0.53, a
+/// dnsmasq) is not the container's, so systemd-resolved's list of the
+/// upstream ones stands in when there is one, and loopback lines go.
+fn bridged_resolvers() -> Option<String> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    let local = |l: &str| {
+        l.strip_prefix("nameserver")
+            .is_some_and(|a| a.trim().starts_with("127.") || a.trim() == "::1")
+    };
+    let text = match text.lines().any(local) {
+        true => std::fs::read_to_string("/run/systemd/resolve/resolv.conf").unwrap_or(text),
+        false => text,
+    };
+    Some(
+        text.lines()
+            .filter(|l| !local(l))
+            .map(|l| format!("{l}\n"))
+            .collect(),
     )
 }
 
@@ -89,7 +169,7 @@ fn hosts(hostname: &str) -> String {
 mod tests {
     #[test]
     fn hosts_names_loopback_and_the_hostname() {
-        let h = super::hosts("box");
+        let h = super::hosts("box", "127.0.1.1");
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"), "{h}");
         assert!(h.ends_with("127.0.1.1\tbox\n"), "{h}");
     }

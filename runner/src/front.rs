@@ -13,6 +13,7 @@ use runner::hostroot::Root;
 use runner::kernel::Missing;
 use runner::mounts;
 use runner::namespaces::{Kind, Namespaces};
+use runner::net::attach as net;
 use runner::overlay::Layers;
 use runner::rootfs::Rootfs;
 use runner::spec::{self, cstring, RootSource, Security, Spec};
@@ -91,20 +92,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     }
     let limits = limits(&args, host)?;
     let mut namespaces = Namespaces::default();
-    match args.net.as_deref() {
-        None | Some("none") => {}
-        Some("host") => namespaces.host(Kind::Net)?,
-        Some(other) => match other.strip_prefix("ns:") {
-            Some(path) => namespaces
-                .join(Kind::Net, path)
-                .map_err(|e| Error::new(format!("--net {other}: {}", e.message)))?,
-            None => {
-                return Err(Error::new(format!(
-                    "--net {other}: expected none, host or ns:PATH"
-                )))
-            }
-        },
-    }
+    let network = network(&args, &mut namespaces)?;
     let hostname = args
         .hostname
         .clone()
@@ -226,6 +214,7 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
         argv,
         candidates,
         namespaces,
+        network,
         limits,
         cgroup_parent: args.cgroup_parent,
         shim,
@@ -250,6 +239,91 @@ pub fn spec(args: Args, host: &Host) -> Result<(Spec, PathBuf)> {
     };
     let root = PathBuf::from(args.root.as_deref().unwrap_or(store::DEFAULT_ROOT));
     Ok((spec, root))
+}
+
+/// `--net` and the flags of a bridge network: the namespace to join or
+/// share, or the network to connect a new one to.
+fn network(args: &Args, namespaces: &mut Namespaces) -> Result<Option<net::Request>> {
+    let net = args.net.as_deref().unwrap_or("none");
+    let mut join = |path: &str| {
+        namespaces
+            .join(Kind::Net, path)
+            .map_err(|e| Error::new(format!("--net {net}: {}", e.message)))
+    };
+    let network = match net {
+        "none" => None,
+        "host" => {
+            namespaces.host(Kind::Net)?;
+            None
+        }
+        _ if net.starts_with("ns:") => {
+            join(&net[3..])?;
+            None
+        }
+        _ if net.starts_with("container:") => {
+            let root = Path::new(args.root.as_deref().unwrap_or(store::DEFAULT_ROOT));
+            let id = &net[10..];
+            // A name, never a path out of the store.
+            store::check_id(id).map_err(|e| e.prefixed(&format!("--net {net}: ")))?;
+            let st = store::read(&root.join(id))
+                .ok()
+                .filter(|s| s.status == store::Status::Running && s.pid > 0)
+                .ok_or_else(|| Error::new(format!("--net {net}: no running container {id}")))?;
+            join(&format!("/proc/{}/ns/net", st.pid))?;
+            // The PID may have ended and been given to another process
+            // before the open: its start time says.
+            if !runner::process::kill_if_same(st.pid, st.pid_start, 0) {
+                return Err(Error::new(format!("--net {net}: it ended meanwhile")));
+            }
+            None
+        }
+        "bridge" => Some(runner::net::pool::DEFAULT),
+        _ if net.starts_with("cni:") => {
+            let name = &net[4..];
+            if name.is_empty() || args.ip.is_some() {
+                return Err(Error::new(format!(
+                    "--net {net}: a CNI network needs a name, and takes no --ip (its IPAM \
+                     config picks the address)"
+                )));
+            }
+            Some(name)
+        }
+        name => Some(name),
+    };
+    let Some(name) = network else {
+        if !args.publish.is_empty() || args.ip.is_some() || !args.dns.is_empty() {
+            return Err(Error::new(format!(
+                "-p, --ip and --dns need a bridge or CNI network (--net bridge, NAME or cni:NAME), not --net {net}"
+            )));
+        }
+        return Ok(None);
+    };
+    let ip = match &args.ip {
+        Some(ip) => Some(
+            ip.parse()
+                .map_err(|_| Error::new(format!("--ip {ip}: not an IPv4 address")))?,
+        ),
+        None => None,
+    };
+    let dns = args
+        .dns
+        .iter()
+        .map(|d| {
+            d.parse()
+                .map_err(|_| Error::new(format!("--dns {d}: not an IP address")))
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(net::Request {
+        network: name.to_string(),
+        cni: net.starts_with("cni:"),
+        ip,
+        ports: args
+            .publish
+            .iter()
+            .map(|p| net::parse_port(p))
+            .collect::<Result<_>>()?,
+        dns,
+    }))
 }
 
 /// What an image gives a container unless the command line says
@@ -683,7 +757,32 @@ mod tests {
                 args(|a| a.memory_swap = Some("1G".into())),
                 "needs --memory",
             ),
-            (args(|a| a.net = Some("bridge".into())), "--net bridge"),
+            (
+                args(|a| a.net = Some("cni:".into())),
+                "--net cni:: a CNI network needs a name",
+            ),
+            (
+                args(|a| a.net = Some("container:../x".into())),
+                "--net container:../x: --name ../x: expected",
+            ),
+            (
+                args(|a| a.publish = vec!["8080:80".into()]),
+                "-p, --ip and --dns need a bridge or CNI network",
+            ),
+            (
+                args(|a| {
+                    a.net = Some("bridge".into());
+                    a.publish = vec!["1:2:3".into()];
+                }),
+                "-p 1:2:3: the host address is not an IPv4 address",
+            ),
+            (
+                args(|a| {
+                    a.net = Some("bridge".into());
+                    a.dns = vec!["x".into()];
+                }),
+                "--dns x: not an IP address",
+            ),
             (
                 args(|a| a.net = Some("ns:/nonexistent".into())),
                 "--net ns:/nonexistent: open the net namespace",

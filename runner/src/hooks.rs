@@ -19,7 +19,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
@@ -131,19 +131,63 @@ fn run_one(h: &Hook, state: &str, place: &Place<'_>) -> std::result::Result<(), 
     let (r, w) = crate::spawn::pipe().map_err(|e| e.message)?;
     let pid = match place {
         Place::Inside(container, shim) => inside(h, container, shim, r.as_raw_fd())?,
-        _ => forked(h, r.as_raw_fd(), place)?,
+        _ => forked(h, r.as_raw_fd(), None, place)?,
     };
     drop(r);
-    // A hook that does not read its stdin gets EPIPE here, not a failure.
+    feed(w, state);
+    wait(pid, h.timeout).and_then(exited_0)
+}
+
+/// Writes `input` to a child's stdin `w`, and closes it. A child that does
+/// not read its stdin gets EPIPE here, not a failure.
+fn feed(w: OwnedFd, input: &str) {
     // SAFETY: write from a buffer we own to our fd; SIGPIPE is not ours
     // to take.
     unsafe {
         let old = libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::write(w.as_raw_fd(), state.as_ptr().cast(), state.len());
+        libc::write(w.as_raw_fd(), input.as_ptr().cast(), input.len());
         libc::signal(libc::SIGPIPE, old);
     }
-    drop(w);
-    wait(pid, h.timeout)
+}
+
+/// Runs the program `path` on the host with `env` alone, `input` on its
+/// stdin, for at most `timeout`: its exit status (Err for a signal or the
+/// timeout) and what it wrote on stdout (a CNI plugin's answer, either
+/// way). stdout is a memfd, so a program that hangs with it open still
+/// meets its timeout.
+pub fn call(
+    path: CString,
+    env: Vec<CString>,
+    input: &str,
+    timeout: Duration,
+) -> std::result::Result<(i32, String), String> {
+    let h = Hook {
+        args: vec![path.clone()],
+        path,
+        env,
+        timeout: Some(timeout),
+    };
+    // SAFETY: memfd_create with a C string; the fd is then ours.
+    let fd = unsafe { libc::memfd_create(c"husk-call".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "memfd_create: {}",
+            crate::error::describe(&std::io::Error::last_os_error())
+        ));
+    }
+    // SAFETY: fresh.
+    let mut out = unsafe { std::fs::File::from_raw_fd(fd) };
+    let (r, w) = crate::spawn::pipe().map_err(|e| e.message)?;
+    let pid = forked(&h, r.as_raw_fd(), Some(out.as_raw_fd()), &Place::Host)?;
+    drop(r);
+    feed(w, input);
+    let status = wait(pid, h.timeout)?;
+    let mut text = String::new();
+    use std::io::Seek;
+    out.seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| out.read_to_string(&mut text))
+        .map_err(|e| format!("read its output: {}", crate::error::describe(&e)))?;
+    Ok((status, text))
 }
 
 /// startContainer: `exec`'s way into the container, the hook's program
@@ -215,7 +259,12 @@ struct Enter {
 /// A forked child that execs the hook, on the host or (createContainer)
 /// in the container's namespaces; what fails before its exec comes back
 /// on a pipe as the step and errno.
-fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32, String> {
+fn forked(
+    h: &Hook,
+    stdin: RawFd,
+    stdout: Option<RawFd>,
+    place: &Place<'_>,
+) -> std::result::Result<i32, String> {
     let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
         v.iter()
             .map(|s| s.as_ptr())
@@ -264,7 +313,16 @@ fn forked(h: &Hook, stdin: RawFd, place: &Place<'_>) -> std::result::Result<i32,
     }
     if pid == 0 {
         // SAFETY: as above; `child` never returns.
-        unsafe { child(h, &argv, &envp, stdin, err_w.as_raw_fd(), enter.as_ref()) }
+        unsafe {
+            child(
+                h,
+                &argv,
+                &envp,
+                [stdin, stdout.unwrap_or(1)],
+                err_w.as_raw_fd(),
+                enter.as_ref(),
+            )
+        }
     }
     drop(err_w);
     if let (Place::Joined(container), Some(e)) = (place, &enter) {
@@ -315,7 +373,7 @@ unsafe fn child(
     h: &Hook,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    stdin: RawFd,
+    [stdin, stdout]: [RawFd; 2],
     err: RawFd,
     enter: Option<&Enter>,
 ) -> ! {
@@ -331,6 +389,7 @@ unsafe fn child(
     libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     libc::dup2(stdin, 0);
+    libc::dup2(stdout, 1);
     let Some(e) = enter else {
         libc::execve(h.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
         fail(STEP_EXEC)
@@ -369,8 +428,16 @@ unsafe fn child(
     fail(STEP_EXEC)
 }
 
-/// Waits for the hook `pid` to end, killing it at its timeout.
-fn wait(pid: i32, timeout: Option<Duration>) -> std::result::Result<(), String> {
+fn exited_0(code: i32) -> std::result::Result<(), String> {
+    match code {
+        0 => Ok(()),
+        code => Err(format!("exited with {code}")),
+    }
+}
+
+/// Waits for the hook `pid` to end, killing it at its timeout: its exit
+/// status.
+fn wait(pid: i32, timeout: Option<Duration>) -> std::result::Result<i32, String> {
     let start = Instant::now();
     let mut status = 0;
     loop {
@@ -388,9 +455,8 @@ fn wait(pid: i32, timeout: Option<Duration>) -> std::result::Result<(), String> 
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
-        (true, 0) => Ok(()),
-        (true, code) => Err(format!("exited with {code}")),
-        _ => Err(format!("killed by signal {}", libc::WTERMSIG(status))),
+    match libc::WIFEXITED(status) {
+        true => Ok(libc::WEXITSTATUS(status)),
+        false => Err(format!("killed by signal {}", libc::WTERMSIG(status))),
     }
 }

@@ -121,7 +121,7 @@ pub fn remove(store: &Store, id: &str, force: bool) -> Result<()> {
     // A runner killed before it could clean up: what the sweep does.
     if let Ok(state) = store::read(&found.dir) {
         if state.status != Status::Stopped {
-            store::end(&state, true);
+            store::end(&found.dir, &state, true);
         }
     }
     store::remove_entry(&found.dir);

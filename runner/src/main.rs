@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod front;
 mod image_commands;
+mod network_commands;
 mod oci_commands;
 mod oci_config;
 mod oci_mounts;
@@ -82,6 +83,7 @@ fn run(globals: &mut cli::oci::Globals) -> Result<i32> {
         Command::Rmi(a) => image_commands::rmi(a),
         Command::Commit(a) => image_commands::commit(a),
         Command::Export(a) => image_commands::export(a),
+        Command::Network(a) => network_commands::network(a),
         Command::Create(a) => oci_commands::create(a, globals),
         Command::Start(a) => oci_commands::start(a, globals),
         Command::State(a) => oci_commands::state(a, globals),
@@ -108,6 +110,7 @@ fn root_of(c: &mut Command) -> Option<&mut Option<String>> {
         Command::Rmi(a) => &mut a.root,
         Command::Commit(a) => &mut a.root,
         Command::Export(a) => &mut a.root,
+        Command::Network(a) => &mut a.root,
         _ => return None,
     })
 }

@@ -344,7 +344,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    store::end(s, true);
+    store::end(&h.dir, s, true);
     store::remove_entry(&h.dir);
     let mut s = h.state.clone();
     s.status = Status::Stopped;

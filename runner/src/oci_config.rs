@@ -329,6 +329,7 @@ pub fn parse(
         argv,
         candidates,
         namespaces,
+        network: None,
         limits,
         cgroup_parent,
         cgroup_name,

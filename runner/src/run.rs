@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::cgroup::{self, Cgroup, Layout};
 use crate::error::{Error, Result};
 use crate::mounts::Mount;
+use crate::net::Attached;
 use crate::signals::{Exit, Mask};
 use crate::spec::{RootSource, Spec};
 use crate::store::{Entry, Recorded, State, Status, Store};
@@ -53,6 +54,8 @@ pub struct Started {
     pub pty: Option<tty::Pty>,
     pub mask: Mask,
     memory: Option<u64>,
+    /// Given back once the cgroup is gone (net/attach.rs).
+    network: Option<crate::net::Attached>,
 }
 
 /// Runs the container `spec` describes until its PID 1 ends; returns the
@@ -135,6 +138,27 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     state.keep = opts.keep;
     state.spec = record(&spec);
     let mut entry = store.create(state)?;
+    // Its address before anything else: /etc/hosts names it.
+    let mut network = match &spec.network {
+        Some(req) => {
+            entry.state.ports = req
+                .ports
+                .iter()
+                .map(crate::net::nft::Port::describe)
+                .collect();
+            Some(if req.cni {
+                let a = crate::net::cni::join(entry.dir(), &spec.id, &req.network, &req.ports)?;
+                entry.state.network = format!("cni:{}", req.network);
+                Attached::Cni(a)
+            } else {
+                let a = crate::net::attach::join(store.root(), &spec.id, req)?;
+                entry.state.network = a.network.name.clone();
+                entry.state.address = a.address.to_string();
+                Attached::Bridge(a)
+            })
+        }
+        None => None,
+    };
     let fifo = match opts.oci {
         Some(_) => Some(crate::oci::make_fifo(entry.dir())?),
         None => None,
@@ -170,7 +194,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
     // The container's own /etc files, first: a volume of the user's on
     // one of them covers it.
     if opts.oci.is_none() {
-        let files = crate::etc_files::binds(entry.dir(), &root.tree, &spec)?;
+        let files = crate::etc_files::binds(entry.dir(), &root.tree, &spec, network.as_ref())?;
         spec.mounts.splice(0..0, files);
     }
     let volumes = spec
@@ -278,6 +302,19 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
             return Err(e);
         }
     }
+    let connected = match &mut network {
+        Some(Attached::Bridge(a)) => a.connect(container.pid),
+        Some(Attached::Cni(a)) => a.connect(container.pid).and_then(|added| {
+            entry.state.address = added.address.map(|a| a.to_string()).unwrap_or_default();
+            crate::etc_files::update(entry.dir(), &spec, added.address, &added.dns)?;
+            entry.save()
+        }),
+        None => Ok(()),
+    };
+    if let Err(e) = connected {
+        container.kill_and_reap();
+        return Err(e);
+    }
     container.send_plan(&plan.bytes);
     if let Some(report) = container.read_report() {
         container.kill_and_reap();
@@ -306,6 +343,7 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
         pty,
         mask,
         memory: spec.limits.memory,
+        network,
     })
 }
 
@@ -325,6 +363,7 @@ impl Started {
             mut entry,
             cgroup,
             memory,
+            network,
             ..
         } = self;
         // 137 from husk's init too, whose child the OOM killer ended.
@@ -339,6 +378,7 @@ impl Started {
         // The cgroup goes first, then the entry that would let a later
         // command finish the job if this one were killed now.
         drop(cgroup);
+        drop(network);
         if entry.state.stays() {
             entry.state.status = Status::Stopped;
             entry.state.exit = Some(exit);

@@ -119,6 +119,9 @@ pub struct Spec {
     /// Where to look for argv[0] inside the container, in order.
     pub candidates: Vec<CString>,
     pub namespaces: Namespaces,
+    /// `--net bridge` or `--net NAME`: a new network namespace connected
+    /// to a bridge network (net/attach.rs).
+    pub network: Option<crate::net::attach::Request>,
     pub limits: Limits,
     pub cgroup_parent: Option<String>,
     /// The cgroup's own name under the parent (else husk-ID): an OCI

@@ -157,7 +157,12 @@ pub fn bad_input_is_one_line_and_leaves_nothing(env: &Env) -> R {
         (&["--cpuset", "1-0"], &["sh"], 125, "--cpuset 1-0"),
         (&["--pids", "0"], &["sh"], 125, "--pids 0"),
         (&["--cpu-shares", "1"], &["sh"], 125, "--cpu-shares 1"),
-        (&["--net", "bridge"], &["sh"], 125, "--net bridge"),
+        (
+            &["--net", "cni:x", "--ip", "10.88.0.9"],
+            &["sh"],
+            125,
+            "--net cni:x: a CNI network needs a name, and takes no --ip",
+        ),
         (
             &["--hostname", "no spaces"],
             &["sh"],

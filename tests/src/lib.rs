@@ -9,6 +9,7 @@
 
 mod archives;
 mod cgroups;
+mod cni;
 mod detached;
 pub mod elf;
 mod escapes;
@@ -26,6 +27,8 @@ mod lifecycle;
 mod lifecycle_failures;
 mod mounts;
 mod namespaces;
+mod netdump;
+mod network;
 pub mod rootfs;
 mod terminal;
 
@@ -117,6 +120,12 @@ macro_rules! for_each_scenario {
             images_hostile_archives_are_refused_and_change_nothing,
             images_a_killed_import_leaves_nothing_used,
             images_run_with_their_layers_defaults_and_commit,
+            bridge_containers_talk_and_reach_out_through_nat,
+            published_ports_reach_the_container_from_outside_and_localhost,
+            networks_are_isolated_and_addresses_come_back,
+            fifty_containers_at_once_get_fifty_addresses,
+            network_failures_and_kills_leave_nothing,
+            cni_networks_run_the_standard_plugins_and_give_everything_back,
         }
     };
 }
@@ -132,6 +141,7 @@ for_each_scenario!(table);
 /// The scenarios, whichever file they are in.
 mod all_scenarios {
     pub use crate::cgroups::*;
+    pub use crate::cni::*;
     pub use crate::escapes::*;
     pub use crate::exit::*;
     pub use crate::filesystems::*;
@@ -145,6 +155,7 @@ mod all_scenarios {
     pub use crate::lifecycle_failures::*;
     pub use crate::mounts::*;
     pub use crate::namespaces::*;
+    pub use crate::network::*;
     pub use crate::terminal::*;
 }
 

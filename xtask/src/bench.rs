@@ -111,6 +111,16 @@ pub fn main(args: Args) -> crate::Result {
     // Orphans of any runtime come to us, so none can go unnoticed.
     // SAFETY: a plain prctl.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    // `--net bridge` makes a bridge and nftables rules: in a network
+    // namespace of the bench's own (every contender's), never on the
+    // host's network. Setup above may have needed the host's.
+    // SAFETY: unshare of this thread's network namespace only.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!(
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
     let before = Traces::take();
     let cpu_before = CpuUse::now();
     let measuring = Instant::now();
@@ -138,11 +148,22 @@ pub fn main(args: Args) -> crate::Result {
             String::from_utf8_lossy(&imported.stderr).trim()
         ));
     }
+    let held = Held::start(&setup)?;
     let mut contenders = vec![
         Contender::floor(&setup, false),
         Contender::floor(&setup, true),
         Contender::husk(&setup, &[], &Program::True),
         Contender::husk(&setup, &["--net", "host"], &Program::True),
+        // The network comes up with the container and goes with it, as
+        // for a lone container: bridge, veth, addresses, nftables.
+        Contender::husk(&setup, &["--net", "bridge"], &Program::True),
+        Contender::husk(
+            &setup,
+            &["--net", "bridge", "-p", "8080:80"],
+            &Program::True,
+        ),
+        // A network already up: another container holds it (`held`).
+        Contender::husk(&setup, &["--net", HELD], &Program::True),
         Contender::husk(&setup, &["--memory", "64M"], &Program::True),
         Contender::husk(
             &setup,
@@ -217,6 +238,7 @@ pub fn main(args: Args) -> crate::Result {
         runnable.len()
     );
     let measured = startup::measure(&runnable, rounds, warmup);
+    drop(held);
     let others = cpu_before.others_since();
     reap_orphans();
 
@@ -572,6 +594,64 @@ fn shown_path(p: &Path) -> String {
         .unwrap_or(p)
         .display()
         .to_string()
+}
+
+/// The network of the `--net held` contender, and its container's name.
+const HELD: &str = "husk-bench-held";
+
+/// The container that keeps the `--net held` network up for the whole
+/// run; it and the network are removed when dropped.
+struct Held<'a>(&'a Setup);
+
+impl<'a> Held<'a> {
+    fn start(setup: &'a Setup) -> Result<Held<'a>, String> {
+        let runner = |args: &[&str]| {
+            Command::new(&setup.runner)
+                .args(args)
+                .output()
+                .map_err(|e| format!("{}: {e}", setup.runner.display()))
+        };
+        let held = Held(setup);
+        // What a bench killed half-way left.
+        held.remove();
+        let made = runner(&["network", "create", HELD])?;
+        let rootfs = setup.rootfs.to_string_lossy().into_owned();
+        let run = runner(&[
+            "run",
+            "-d",
+            "--name",
+            HELD,
+            "--net",
+            HELD,
+            "--rootfs",
+            &rootfs,
+            "--",
+            "/bin/sleep",
+            "1000000",
+        ])?;
+        if !made.status.success() || !run.status.success() {
+            return Err(format!(
+                "the held network's container: {}{}",
+                String::from_utf8_lossy(&made.stderr),
+                String::from_utf8_lossy(&run.stderr)
+            ));
+        }
+        Ok(held)
+    }
+}
+
+impl Held<'_> {
+    fn remove(&self) {
+        for args in [&["rm", "-f", HELD][..], &["network", "rm", HELD]] {
+            let _ = Command::new(&self.0.runner).args(args).output();
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.remove();
+    }
 }
 
 /// A container id for runc or crun, unique to each run: the leftover check

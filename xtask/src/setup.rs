@@ -29,6 +29,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "iputils-ping",
         "the netlink tests ping across a veth, in namespaces of their own",
     ),
+    (
+        "nftables",
+        "the nf_tables unit tests read husk's rules back with nft (the runner itself talks netlink)",
+    ),
+    (
+        "containernetworking-plugins",
+        "the --net cni:NAME scenario runs its bridge and host-local plugins",
+    ),
 ];
 
 /// The rustup targets of the four architectures, and rust-src (dist

@@ -19,6 +19,8 @@ mod guest;
 mod init;
 mod kernel;
 mod matrix;
+mod modules;
+mod plugins;
 mod qemu;
 
 use std::collections::VecDeque;
@@ -55,8 +57,9 @@ pub struct Args {
     /// how many VMs run at once (default 2)
     #[argh(option, short = 'j', default = "2")]
     jobs: usize,
-    /// seconds each VM may take (default 600)
-    #[argh(option, default = "600")]
+    /// seconds each VM may take (default 900: armv7's guest, the slowest
+    /// under TCG, takes about 520)
+    #[argh(option, default = "900")]
     timeout: u64,
     /// show the whole serial console: kernel, init and tests
     #[argh(switch, short = 'v')]
@@ -79,7 +82,7 @@ pub fn run_default() -> crate::Result<(usize, usize)> {
         cgroups: None,
         root: None,
         jobs: 2,
-        timeout: 600,
+        timeout: 900,
         verbose: false,
         scenarios: Vec::new(),
     })

@@ -9,6 +9,7 @@
 
 pub mod images;
 pub mod lifecycle;
+pub mod network;
 pub mod oci;
 
 pub mod flags;
@@ -43,6 +44,9 @@ pub struct Args {
     pub cpuset: Option<String>,
     pub pids: Option<String>,
     pub net: Option<String>,
+    pub publish: Vec<String>,
+    pub ip: Option<String>,
+    pub dns: Vec<String>,
     pub cgroup_parent: Option<String>,
     pub tty: bool,
     pub no_tty: bool,
@@ -67,7 +71,7 @@ const RUN: Form = Form {
     about: "Run a command in a new container: its own mount, UTS, IPC, PID, network and cgroup \
             namespaces, inside ROOTFS, with optional cgroup limits.\n\n\
             Example: runner --rootfs ./busybox --memory 64M -- /bin/sh\n\n\
-            Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi|commit|export --help",
+            Other commands: runner ps|logs|attach|exec|stop|kill|rm|inspect|wait|import|images|rmi|commit|export|network --help",
     flags: &[
         flag("detach", Some('d'), Switch, "run in the background: print the container's ID once it runs; its output goes to its log (runner logs ID)"),
         flag("rm", None, Switch, "with -d: remove the container's entry and log when it ends"),
@@ -93,7 +97,10 @@ const RUN: Form = Form {
         flag("cpu-shares", None, One, "relative CPU weight, 2 to 262144 (cgroup v1 shares; converted to a v2 weight)"),
         flag("cpuset", None, One, "CPUs the container may run on, e.g. 0-2,4"),
         flag("pids", None, One, "maximum number of processes"),
-        flag("net", None, One, "network: none (a new namespace with only lo, up; the default), host, or ns:PATH to join a network namespace file (e.g. /proc/PID/ns/net, /run/netns/NAME)"),
+        flag("net", None, One, "network: none (a new namespace with only lo, up; the default), bridge (husk0, 10.88.0.0/16, made on first use), NAME (a network made with runner network create), cni:NAME (a CNI config in $NETCONFPATH or /etc/cni/net.d, run by its plugins), host, container:ID to share a running container's, or ns:PATH to join a network namespace file (e.g. /proc/PID/ns/net, /run/netns/NAME)"),
+        flag("publish", Some('p'), Many, "on a bridge network: publish a port, [HOSTIP:]HOSTPORT:PORT[/tcp|/udp], reachable from other hosts and from this one's own addresses, localhost included (repeatable)"),
+        flag("ip", None, One, "on a bridge network: the container's IPv4 address (default: the lowest free)"),
+        flag("dns", None, Many, "on a bridge network: a resolver for the container's /etc/resolv.conf, in place of the host's (repeatable)"),
         flag("cgroup-parent", None, One, "cgroup under which the container's is made, as a path from the hierarchy's root (default: the runner's own; on v2 its nearest ancestor without processes)"),
         flag("tty", Some('t'), Switch, "give the container a terminal of its own (default: when stdin and stdout are terminals)"),
         flag("no-tty", None, Switch, "never give the container a terminal, even on one"),
@@ -138,6 +145,9 @@ impl Args {
             cpuset: g.one("cpuset"),
             pids: g.one("pids"),
             net: g.one("net"),
+            publish: g.many("publish"),
+            ip: g.one("ip"),
+            dns: g.many("dns"),
             cgroup_parent: g.one("cgroup-parent"),
             tty: g.has("tty"),
             no_tty: g.has("no-tty"),
@@ -170,6 +180,7 @@ pub enum Command {
     Rmi(images::Rmi),
     Commit(images::Commit),
     Export(images::Export),
+    Network(network::Network),
     Create(oci::Simple),
     Start(oci::Simple),
     State(oci::Simple),
@@ -221,7 +232,7 @@ const SWITCHES: &[&str] = &[
 
 const COMMANDS: &str =
     "run, ps, logs, attach, exec, stop, kill, rm, inspect, wait, import, images, \
-     rmi, commit, export, and the OCI runtime's create, start, state, kill ID SIG, delete, \
+     rmi, commit, export, network, and the OCI runtime's create, start, state, kill ID SIG, delete, \
      spec, features";
 
 /// The commands only the OCI runtime's callers use, after which runc's
@@ -321,6 +332,13 @@ pub fn parse(argv: &[String], oci_caller: bool) -> Parsed {
         Some("rmi") => with(&im::RMI, name, r, im::Rmi::from, Command::Rmi),
         Some("commit") => with(&im::COMMIT, name, r, im::Commit::from, Command::Commit),
         Some("export") => with(&im::EXPORT, name, r, im::Export::from, Command::Export),
+        Some("network") => with(
+            &network::NETWORK,
+            name,
+            r,
+            network::Network::from,
+            Command::Network,
+        ),
         Some(other) => {
             return Parsed::Error(format!(
                 "{other}: no such command; the commands are {COMMANDS} (see --help)"

@@ -35,28 +35,7 @@ pub struct Netlink {
 impl Netlink {
     /// A socket in the calling thread's network namespace.
     pub fn open() -> Result<Netlink> {
-        let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
-        // SAFETY: socket takes no pointers; the fd it returns is ours.
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, flags, libc::NETLINK_ROUTE) };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return Err(fail("socket(AF_NETLINK, NETLINK_ROUTE)", &e));
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // Port 0: the kernel picks this socket's port id.
-        let addr = kernel_address();
-        // SAFETY: bind reads a sockaddr_nl of the size given.
-        let bound = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if bound < 0 {
-            return Err(fail("bind(AF_NETLINK)", &io::Error::last_os_error()));
-        }
+        let fd = socket(libc::NETLINK_ROUTE, "NETLINK_ROUTE")?;
         Ok(Netlink { fd, seq: 0 })
     }
 
@@ -186,33 +165,10 @@ impl Netlink {
         // requests here are a few hundred bytes.
         let mut buf = [0u8; 4096];
         loop {
-            let mut from = kernel_address();
-            let mut from_len = size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-            // SAFETY: recvfrom writes at most buf.len() bytes to buf and at
-            // most from_len bytes to from.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                    (&mut from as *mut libc::sockaddr_nl).cast(),
-                    &mut from_len,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(e);
-            }
-            // Only the kernel (port 0) is believed: in a container's
-            // namespace, its processes could write to this socket.
-            if from.nl_pid != 0 {
+            let Some(n) = recv(self.fd.as_raw_fd(), &mut buf, 0)? else {
                 continue;
-            }
-            match ack(&buf[..n as usize], self.seq) {
+            };
+            match ack(&buf[..n], self.seq) {
                 Some(0) => return Ok(()),
                 Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
                 None => {}
@@ -246,6 +202,64 @@ impl Netlink {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+/// A netlink socket of `protocol` (`name` in errors), bound, in the
+/// calling thread's network namespace.
+pub(super) fn socket(protocol: c_int, name: &str) -> Result<OwnedFd> {
+    let flags = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes no pointers; the fd it returns is ours.
+    let fd = unsafe { libc::socket(libc::AF_NETLINK, flags, protocol) };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(fail(format_args!("socket(AF_NETLINK, {name})"), &e));
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Port 0: the kernel picks this socket's port id.
+    let addr = kernel_address();
+    // SAFETY: bind reads a sockaddr_nl of the size given.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_nl).cast(),
+            size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if bound < 0 {
+        return Err(fail("bind(AF_NETLINK)", &io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+/// One read of socket `fd` into `buf`: the length of what the kernel sent,
+/// or None for what another process sent. Only the kernel (port 0) is
+/// believed: in a container's namespace, its processes could write to a
+/// socket of ours.
+pub(super) fn recv(fd: RawFd, buf: &mut [u8], flags: c_int) -> io::Result<Option<usize>> {
+    loop {
+        let mut from = kernel_address();
+        let mut from_len = size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: recvfrom writes at most buf.len() bytes to buf and at
+        // most from_len bytes to from.
+        let n = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+                (&mut from as *mut libc::sockaddr_nl).cast(),
+                &mut from_len,
+            )
+        };
+        if n >= 0 {
+            return Ok((from.nl_pid == 0).then_some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
     }
 }
 
@@ -344,7 +358,7 @@ fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; 16] {
 
 /// EINVAL for what is no link name: empty, too long for IFNAMSIZ, or with
 /// a NUL the kernel would cut the name at.
-fn valid_name(name: &str) -> io::Result<()> {
+pub(super) fn valid_name(name: &str) -> io::Result<()> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }

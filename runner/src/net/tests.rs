@@ -244,7 +244,7 @@ fn root(test: &str) -> bool {
 
 /// A new network namespace with `lo` up, held by an fd. Made on a thread
 /// of its own, since unshare(CLONE_NEWNET) moves only the calling thread.
-fn new_netns() -> OwnedFd {
+pub(super) fn new_netns() -> OwnedFd {
     join(std::thread::spawn(|| {
         // SAFETY: unshare takes no pointers; it moves this thread only.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -258,7 +258,7 @@ fn new_netns() -> OwnedFd {
 }
 
 /// `f`, run on a thread in the network namespace `ns`.
-fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> T {
+pub(super) fn in_netns<T: Send>(ns: &OwnedFd, f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         let thread = s.spawn(|| {
             // SAFETY: setns on an fd we hold; it moves this thread only.

@@ -32,6 +32,7 @@ fn spec(new_net: bool, privileged: bool) -> Spec {
         argv: vec![c"sh".into()],
         candidates: vec![c"/bin/sh".into()],
         namespaces,
+        network: None,
         limits: Limits::default(),
         cgroup_parent: None,
         shim: crate::shim::Source::Embedded,

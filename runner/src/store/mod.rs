@@ -198,7 +198,7 @@ impl Store {
             match read(&dir) {
                 Ok(state) if state.left_alone() => continue,
                 Ok(mut state) => {
-                    end(&state, !missing.has(crate::kernel::Call::CgroupKill));
+                    end(&dir, &state, !missing.has(crate::kernel::Call::CgroupKill));
                     if state.stays() {
                         state.status = Status::Stopped;
                         state.exit = None;
@@ -209,8 +209,12 @@ impl Store {
                         remove_entry(&dir);
                     }
                 }
-                // No state: its maker died before it wrote any.
-                Err(_) if !dir.join(STATE).exists() => remove_entry(&dir),
+                // No state: its maker died before it wrote any, maybe
+                // holding an address.
+                Err(_) if !dir.join(STATE).exists() => {
+                    remove_entry(&dir);
+                    crate::net::attach::tidy(&self.root);
+                }
                 // One nobody can read (truncated, edited by hand): nothing
                 // to end that we could find; `ps` shows it, `rm` removes it.
                 Err(_) => continue,
@@ -312,8 +316,9 @@ pub fn remove_entry(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// Kills a container whose supervisor is gone and removes its cgroups.
-pub fn end(state: &State, kill_file: bool) {
+/// Kills a container whose supervisor is gone (its entry `dir`), removes
+/// its cgroups and gives back its network address.
+pub fn end(dir: &Path, state: &State, kill_file: bool) {
     if state.pid > 0 && state.pid_start != 0 && state.this_boot() {
         crate::process::kill_if_same(state.pid, state.pid_start, libc::SIGKILL);
     }
@@ -323,6 +328,10 @@ pub fn end(state: &State, kill_file: bool) {
         kill_file,
     )
     .remove();
+    if let Some(root) = dir.parent() {
+        let ports = !state.ports.is_empty();
+        crate::net::attach::leave(root, &state.id, &state.network, ports);
+    }
 }
 
 pub fn read(dir: &Path) -> Result<State> {

@@ -105,6 +105,11 @@ pub struct State {
     /// An OCI config's seccomp profile, as JSON text ("" for none): what
     /// `exec` gives a new process too.
     pub seccomp_profile: String,
+    /// The bridge network it is on ("" for none), its address there, and
+    /// its published ports as given (`-p`): what the sweep gives back.
+    pub network: String,
+    pub address: String,
+    pub ports: Vec<String>,
     /// How PID 1 ended; None while it runs, or when nobody saw it end (its
     /// supervisor was killed).
     pub exit: Option<Exit>,
@@ -136,6 +141,9 @@ impl State {
             oci: false,
             hooks: String::new(),
             seccomp_profile: String::new(),
+            network: String::new(),
+            address: String::new(),
+            ports: Vec::new(),
             exit: None,
             spec: Recorded::default(),
         }
@@ -218,6 +226,11 @@ impl State {
             ("hooks".into(), s(&self.hooks)),
             ("seccompProfile".into(), s(&self.seccomp_profile)),
         ];
+        if !self.network.is_empty() {
+            fields.push(("network".into(), s(&self.network)));
+            fields.push(("address".into(), s(&self.address)));
+            fields.push(("ports".into(), strings(&self.ports)));
+        }
         match self.exit {
             Some(Exit::Code(c)) => fields.push(("exitCode".into(), Value::number(c))),
             Some(Exit::Signal(sig)) => fields.push(("exitSignal".into(), Value::number(sig))),
@@ -352,6 +365,9 @@ impl State {
             oci: flag("oci"),
             hooks: string("hooks").unwrap_or_default(),
             seccomp_profile: string("seccompProfile").unwrap_or_default(),
+            network: string("network").unwrap_or_default(),
+            address: string("address").unwrap_or_default(),
+            ports: strings_in(&v, "ports")?,
             exit,
             spec,
         })
@@ -391,6 +407,9 @@ mod tests {
         st.keep = true;
         st.oci = true;
         st.hooks = r#"{"poststop":[{"path":"/bin/true"}]}"#.into();
+        st.network = "husk0".into();
+        st.address = "10.88.0.2".into();
+        st.ports = vec!["8080:80/tcp".into()];
         assert_eq!(State::from_json(&st.to_json()).unwrap(), st);
         assert_eq!(st.describe(), "killed by signal 15 (SIGTERM)");
         st.exit = Some(Exit::Code(3));

@@ -10,9 +10,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Debian's archive keys, every release's (package debian-archive-keyring).
 const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// Set once apt-get update has waited for an unreachable mirror in vain.
+static GAVE_UP: AtomicBool = AtomicBool::new(false);
 
 pub struct Apt {
     /// A Debian architecture name (amd64, arm64, armhf, riscv64).
@@ -100,19 +104,37 @@ impl Apt {
             self.arch,
             self.dir.display()
         );
-        let out = self
-            .command("apt-get")
-            .args(["-q", "update"])
-            .output()
-            .map_err(|e| format!("run apt-get update: {e}"))?;
-        if out.status.success() {
+        // A mirror that cannot be reached (DNS, a dropped connection) is only
+        // a warning to apt-get, which then exits 0 with no list at all: that
+        // is retried, and said as what it is, never as "no such package".
+        let mut out = self.update_once()?;
+        for wait in [5, 20, 60] {
+            if out.status.success() && self.has_main_list() {
+                return Ok(());
+            }
+            // Waited for in vain once already: no other list waits again.
+            if !unreachable(&out.stderr) || GAVE_UP.load(Ordering::Relaxed) {
+                break;
+            }
+            println!(
+                "xtask: apt-get update ({} {}): the mirror was not reached; again in {wait} s",
+                self.release, self.arch
+            );
+            std::thread::sleep(std::time::Duration::from_secs(wait));
+            out = self.update_once()?;
+        }
+        if out.status.success() && self.has_main_list() {
+            GAVE_UP.store(false, Ordering::Relaxed);
             return Ok(());
+        }
+        if unreachable(&out.stderr) {
+            GAVE_UP.store(true, Ordering::Relaxed);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let failed: Vec<&str> = stderr
             .lines()
-            .filter(|l| l.starts_with("E: Failed to fetch"))
-            .map(|l| l.trim_start_matches("E: Failed to fetch ").trim())
+            .filter(|l| l.starts_with("E: Failed to fetch") || l.starts_with("W: Failed to fetch"))
+            .map(|l| l[2..].trim_start_matches(" Failed to fetch ").trim())
             .collect();
         if self.has_main_list() {
             for f in &failed {
@@ -127,16 +149,30 @@ impl Apt {
             "apt-get update of {} {} lists failed ({}): {}",
             self.release,
             self.arch,
-            out.status,
+            if out.status.success() {
+                "it exited 0 but left no main list".to_string()
+            } else {
+                out.status.to_string()
+            },
             if !failed.is_empty() {
                 failed.join("; ")
-            } else if stderr.contains("E: ") {
-                let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E: ")).collect();
+            } else if stderr.contains("E: ") || stderr.contains("W: ") {
+                let errors: Vec<&str> = stderr
+                    .lines()
+                    .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+                    .collect();
                 errors.join("; ")
             } else {
                 stderr.trim().to_string()
             }
         ))
+    }
+
+    fn update_once(&self) -> crate::Result<std::process::Output> {
+        self.command("apt-get")
+            .args(["-q", "update"])
+            .output()
+            .map_err(|e| format!("run apt-get update: {e}"))
     }
 
     /// The versions of `pkg` the lists have, newest first.
@@ -248,6 +284,22 @@ impl Apt {
             })
             .collect()
     }
+}
+
+/// Whether apt-get's stderr says a mirror could not be reached at all.
+fn unreachable(stderr: &[u8]) -> bool {
+    let s = String::from_utf8_lossy(stderr);
+    [
+        "Temporary failure resolving",
+        "Could not resolve",
+        "Could not connect",
+        "Connection failed",
+        "Connection timed out",
+        "Network is unreachable",
+        "Unable to connect",
+    ]
+    .iter()
+    .any(|m| s.contains(m))
 }
 
 /// This machine's Debian release, from /etc/os-release.

@@ -63,7 +63,8 @@ impl Guest {
             crate::rootfs::build_from(&rootfs, a, &busybox(a)?)?;
         }
         let initrd = dir.join(format!("initrd-{}.cpio", kernel.series()));
-        write_initrd(&initrd, &rootfs, &programs, &kernel.modules)?;
+        let extra = super::plugins::get(a)?;
+        write_initrd(&initrd, &rootfs, &programs, &kernel.modules, &extra)?;
         let qemu = qemu::find(a)?;
         let accel = qemu.accel(a, &kernel.image);
         Ok(Guest {
@@ -77,32 +78,38 @@ impl Guest {
     }
 }
 
-/// Debian's busybox-static for `a`, unpacked under target/vm/<arch>/busybox:
-/// from the release of the architecture's first kernel in the matrix, so
-/// that every guest of an architecture has the same rootfs.
+/// Debian's busybox-static for `a`, unpacked under target/vm/<arch>/busybox.
 fn busybox(a: &Arch) -> crate::Result<PathBuf> {
+    let dir = cache().join(a.name).join("busybox");
+    let root = dir.join("root");
+    let debs = fetch(a, &["busybox-static"], &dir)?;
+    apt::unpack(&debs[0], &root)?;
+    ["bin/busybox", "usr/bin/busybox"]
+        .iter()
+        .map(|p| root.join(p))
+        .find(|p| p.exists())
+        .ok_or_else(|| format!("{} holds no busybox", debs[0].display()))
+}
+
+/// Debian's packages `pkgs` for `a`, downloaded into `dir`: from the
+/// release of the architecture's first kernel in the matrix (else the
+/// next), so that every guest of an architecture has the same.
+pub fn fetch(a: &Arch, pkgs: &[&str], dir: &Path) -> crate::Result<Vec<PathBuf>> {
     let releases = matrix::MATRIX
         .iter()
         .find(|r| r.arch == a.name)
         .map_or(&[][..], |r| r.kernel.releases);
-    let dir = cache().join(a.name).join("busybox");
-    let root = dir.join("root");
+    let names: Vec<String> = pkgs.iter().map(|p| p.to_string()).collect();
     let mut why = Vec::new();
     for release in releases {
-        match Apt::new(a.debian, release).download(&["busybox-static".into()], &dir) {
-            Ok(debs) => {
-                apt::unpack(&debs[0], &root)?;
-                return ["bin/busybox", "usr/bin/busybox"]
-                    .iter()
-                    .map(|p| root.join(p))
-                    .find(|p| p.exists())
-                    .ok_or_else(|| format!("{} holds no busybox", debs[0].display()));
-            }
+        match Apt::new(a.debian, release).download(&names, dir) {
+            Ok(debs) => return Ok(debs),
             Err(e) => why.push(format!("{release}: {e}")),
         }
     }
     Err(format!(
-        "no busybox-static for {} could be fetched: {}",
+        "no {} for {} could be fetched: {}",
+        pkgs.join(" "),
         a.debian,
         why.join("; ")
     ))
@@ -116,6 +123,7 @@ fn write_initrd(
     rootfs: &Path,
     programs: &Programs,
     modules: &[PathBuf],
+    extra: &[(String, PathBuf)],
 ) -> crate::Result {
     let io = |e: std::io::Error| format!("write {}: {e}", path.display());
     let file = fs::File::create(path).map_err(io)?;
@@ -127,10 +135,30 @@ fn write_initrd(
     w.dir("newroot", 0o755).map_err(io)?;
     w.dir("lib", 0o755).map_err(io)?;
     w.dir("lib/modules", 0o755).map_err(io)?;
-    for m in modules {
+    // Numbered: init loads them in the order of their names.
+    for (i, m) in modules.iter().enumerate() {
         let name = m.file_name().unwrap().to_string_lossy();
-        w.copy(&format!("lib/modules/{name}"), 0o644, m)
+        w.copy(&format!("lib/modules/{i:02}-{name}"), 0o644, m)
             .map_err(io)?;
+    }
+    // The CNI plugins and their C library, each with its directories
+    // (one the rootfs has already is only made again).
+    for (to, from) in extra {
+        let mut at = String::new();
+        for part in to
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, d)| d)
+        {
+            at = if at.is_empty() {
+                part.to_string()
+            } else {
+                format!("{at}/{part}")
+            };
+            w.dir(&at, 0o755).map_err(io)?;
+        }
+        w.copy(to, 0o755, from).map_err(io)?;
     }
     // Readable by all: one scenario runs the runner as nobody.
     w.dir("husk", 0o755).map_err(io)?;

@@ -6,13 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::apt::{self, Apt};
+use super::modules;
 use crate::arch::Arch;
-
-/// Modules the guest loads, in order, as paths under
-/// lib/modules/<version>/kernel. Everything else the tests need (cgroups
-/// v1 and v2, namespaces, devtmpfs, devpts, mqueue, the serial console,
-/// the initramfs) is built into each kernel of the matrix.
-const MODULES: &[&str] = &["fs/overlayfs/overlay"];
 
 /// Where one kernel of the matrix comes from.
 pub struct Source {
@@ -58,11 +53,14 @@ pub fn get(a: &Arch, source: &Source) -> crate::Result<Kernel> {
     let dir = super::cache()
         .join(a.name)
         .join(format!("kernel-{}", source.series));
-    // Written last: its presence means everything else is there.
+    // Written last: its presence means everything else is there, with
+    // the modules for what the tests need now.
     let stamp = dir.join("version");
     if let Ok(v) = fs::read_to_string(&stamp) {
         if let Some((version, release)) = v.trim().split_once(' ') {
-            return Ok(found(&dir, version, release));
+            if let Some(k) = found(&dir, version, release) {
+                return Ok(k);
+            }
         }
     }
     let mut why = Vec::new();
@@ -99,16 +97,20 @@ pub fn get(a: &Arch, source: &Source) -> crate::Result<Kernel> {
     ))
 }
 
-fn found(dir: &Path, version: &str, release: &str) -> Kernel {
-    Kernel {
+/// The kernel kept in `dir`, if its list of modules is for what the tests
+/// need now: "modules" holds modules::key() and then the names in order.
+fn found(dir: &Path, version: &str, release: &str) -> Option<Kernel> {
+    let list = fs::read_to_string(dir.join("modules")).ok()?;
+    let mut lines = list.lines();
+    if lines.next()? != modules::key() {
+        return None;
+    }
+    Some(Kernel {
         image: dir.join(format!("vmlinuz-{version}")),
-        modules: MODULES
-            .iter()
-            .map(|m| dir.join(format!("{}.ko", module_name(m))))
-            .collect(),
+        modules: lines.map(|m| modules::path(dir, m)).collect(),
         version: version.to_string(),
         release: release.to_string(),
-    }
+    })
 }
 
 /// Downloads and unpacks `source`'s kernel from `release` into `dir`: the
@@ -183,7 +185,12 @@ fn unpack(got: &Download, work: &Path, dir: &Path, release: &str) -> crate::Resu
         apt::unpack(deb, &unpacked)?;
     }
 
-    let k = found(dir, version, release);
+    let k = Kernel {
+        image: dir.join(format!("vmlinuz-{version}")),
+        modules: Vec::new(),
+        version: version.to_string(),
+        release: release.to_string(),
+    };
     // Where each file is, in the old layout and in the merged-/usr one.
     let first = |what: &str, candidates: &[PathBuf]| {
         candidates
@@ -216,19 +223,20 @@ fn unpack(got: &Download, work: &Path, dir: &Path, release: &str) -> crate::Resu
     )?;
     copy(&image, &k.image)?;
     copy(&config, &k.config())?;
-    for (m, to) in MODULES.iter().zip(&k.modules) {
-        module(&tree.join("kernel").join(m), to)
-            .map_err(|e| format!("{e} (from {})", pkgs.join(" ")))?;
-    }
+    let names =
+        modules::resolve(&tree, dir).map_err(|e| format!("{e} (from {})", pkgs.join(" ")))?;
+    let list = dir.join("modules");
+    fs::write(&list, format!("{}\n{}\n", modules::key(), names.join("\n")))
+        .map_err(|e| format!("write {}: {e}", list.display()))?;
     // The unpacked packages are 100 MB of modules we do not use.
     let _ = fs::remove_dir_all(work);
-    Ok(k)
+    found(dir, &k.version, release).ok_or_else(|| format!("{} is unreadable", list.display()))
 }
 
 /// The module `m` (a path without .ko) as a plain .ko at `to`: newer
 /// Debian kernels compress their modules, and busybox's insmod takes them
 /// plain.
-fn module(m: &Path, to: &Path) -> crate::Result {
+pub(super) fn module(m: &Path, to: &Path) -> crate::Result {
     let with = |ext: &str| PathBuf::from(format!("{}.{ext}", m.display()));
     let ko = with("ko");
     if ko.exists() {
@@ -263,9 +271,4 @@ fn copy(from: &Path, to: &Path) -> crate::Result {
     fs::copy(from, to)
         .map(drop)
         .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
-}
-
-/// "fs/overlayfs/overlay" -> "overlay"
-fn module_name(m: &str) -> &str {
-    m.rsplit('/').next().unwrap_or(m)
 }
