@@ -201,12 +201,25 @@ pub(crate) fn address(c: &Detached) -> Result<Ipv4Addr, String> {
 }
 
 /// A web server in a detached container: busybox httpd serving /etc, so
-/// GET /hosts names the container.
+/// GET /hosts names the container. Returned once it answers the host: on
+/// an emulated guest it may not listen yet when `run -d` returns, and a
+/// peer's wget then got "Connection reset by peer" (aarch64 under TCG).
 pub(crate) fn web<'a>(env: &'a Env, flags: &[&str]) -> Result<Detached<'a>, String> {
-    env.detach(
+    let c = env.detach(
         flags,
         &["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/etc"],
-    )
+    )?;
+    let at = SocketAddr::new(IpAddr::V4(address(&c)?), 80);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match get(at, "/hosts") {
+            Ok(_) => return Ok(c),
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(format!("{}: its httpd never answered on {at}: {e}", c.id))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }
 
 pub fn bridge_containers_talk_and_reach_out_through_nat(env: &Env) -> R {

@@ -25,6 +25,13 @@ pub fn main(args: Args) -> crate::Result {
     // rustup targets: installed here, as root, so that this one command is
     // all a newcomer runs.
     crate::setup::ensure()?;
+    if !args.no_vm {
+        println!(
+            "xtask: the VM tests' downloads (kept in {})",
+            crate::vm::downloads().display()
+        );
+        crate::vm::fetch_default()?;
+    }
     // The scenarios test what ships: this machine's dist runner.
     let built = crate::dist::main(crate::dist::Args { target: Vec::new() })?;
     let native = crate::arch::native().name;

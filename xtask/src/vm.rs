@@ -10,7 +10,10 @@
 //! QEMU (`qemu`: KVM when it works, else TCG), a few at a time; the init
 //! mounts the layout the kernel command line names, runs husk-tests, and
 //! prints one line "vm-test: N passed, M failed", which decides (`boot`).
-//! Everything fetched or built is kept under target/vm.
+//! What is downloaded (apt lists, kernels, busybox, CNI plugins, QEMU) is
+//! kept in `downloads()`, shared by every checkout on the machine; what is
+//! built from a checkout (rootfs, initramfs) and the consoles' logs, under
+//! target/vm.
 
 mod apt;
 mod boot;
@@ -88,9 +91,55 @@ pub fn run_default() -> crate::Result<(usize, usize)> {
     })
 }
 
-/// Where everything is kept.
+/// Where what is built from this checkout, and the logs, are kept.
 fn cache() -> PathBuf {
     crate::target().join("vm")
+}
+
+/// Where downloads are kept: $HUSK_VM_CACHE, else $XDG_CACHE_HOME/husk/vm,
+/// else ~/.cache/husk/vm. They are the same for every checkout (Debian's
+/// packages by name and version), so a worktree, a fresh clone or CI on a
+/// machine that has them fetches nothing: 200-700 MB and the mirror's
+/// moods, once per machine instead of once per checkout.
+pub fn downloads() -> PathBuf {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("HUSK_VM_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|c| c.join("husk/vm")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/husk/vm")))
+        .unwrap_or_else(|| cache().join("downloads"))
+}
+
+/// `downloads()`, locked against another checkout's run fetching into it
+/// at the same time (until the file is dropped).
+fn lock_downloads() -> crate::Result<std::fs::File> {
+    let dir = downloads();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let f = std::fs::File::create(&path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    f.lock()
+        .map_err(|e| format!("flock {}: {e}", path.display()))?;
+    Ok(f)
+}
+
+/// Everything the default matrix downloads, fetched now: `cargo xtask
+/// test` does it before the host's tests, so that a mirror that goes away
+/// during them (CI's did, twice) costs nothing, and one that is not there
+/// at all fails the run at once, not after the host's tests.
+pub fn fetch_default() -> crate::Result {
+    let _lock = lock_downloads()?;
+    for c in matrix::choose(None, None, None, None)? {
+        guest::download(&c).map(drop).map_err(|e| {
+            format!(
+                "the VM tests' downloads for {} {}: {e}",
+                c.arch.name, c.row.kernel.series
+            )
+        })?;
+    }
+    Ok(())
 }
 
 fn run(args: &Args) -> crate::Result<(usize, usize)> {
@@ -122,6 +171,7 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
     // Builds and downloads, one guest at a time. A guest that cannot be
     // made fails its VMs, and the others still run.
     let mut builds = Builds::default();
+    let lock = lock_downloads()?;
     let mut guests: Vec<Guest> = Vec::new();
     // Each VM's outcome keyed by its place in the matrix: (row, layout).
     let mut outcomes: Vec<((usize, usize), Outcome)> = Vec::new();
@@ -161,6 +211,7 @@ fn run(args: &Args) -> crate::Result<(usize, usize)> {
             }
         }
     }
+    drop(lock);
     let prepared = start.elapsed();
 
     // husk-tests runs each name given, as often as given.

@@ -1,6 +1,6 @@
 //! Debian packages for one architecture from one Debian release, through
 //! apt-get download, with sources and package lists of our own under
-//! target/vm/apt/<release>-<arch>: the host's apt setup (its sources, its
+//! downloads()/apt/<release>-<arch>: the host's apt setup (its sources, its
 //! architectures, its lists) is never changed, and nothing is installed.
 //!
 //! The sources are the release, its -updates and its -security, main only,
@@ -31,7 +31,9 @@ impl Apt {
         Apt {
             arch,
             release: release.to_string(),
-            dir: super::cache().join("apt").join(format!("{release}-{arch}")),
+            dir: super::downloads()
+                .join("apt")
+                .join(format!("{release}-{arch}")),
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::apt::{self, Apt};
 use super::matrix::{self, Choice, Root};
 use super::qemu::{self, Accel};
-use super::{cache, cpio, init, kernel};
+use super::{cache, cpio, downloads, init, kernel};
 use crate::arch::Arch;
 
 pub struct Guest {
@@ -52,20 +52,43 @@ impl Builds {
     }
 }
 
+/// What a guest downloads, kept in `downloads()`.
+pub struct Downloads {
+    kernel: kernel::Kernel,
+    busybox: PathBuf,
+    /// The CNI plugins and their C library, as (path in the guest, file).
+    plugins: Vec<(String, PathBuf)>,
+    qemu: qemu::Qemu,
+}
+
+/// Fetches what `c`'s guest needs from Debian, or finds it kept.
+pub fn download(c: &Choice) -> crate::Result<Downloads> {
+    let a = c.arch;
+    Ok(Downloads {
+        kernel: kernel::get(a, &c.row.kernel)?,
+        busybox: busybox(a)?,
+        plugins: super::plugins::get(a)?,
+        qemu: qemu::find(a)?,
+    })
+}
+
 impl Guest {
     pub fn prepare(c: &Choice, builds: &mut Builds) -> crate::Result<Guest> {
         let a = c.arch;
         let programs = builds.get(a)?;
-        let kernel = kernel::get(a, &c.row.kernel)?;
+        let Downloads {
+            kernel,
+            busybox,
+            plugins,
+            qemu,
+        } = download(c)?;
         let dir = cache().join(a.name);
         let rootfs = dir.join("rootfs");
         if !rootfs.join("bin/busybox").exists() {
-            crate::rootfs::build_from(&rootfs, a, &busybox(a)?)?;
+            crate::rootfs::build_from(&rootfs, a, &busybox)?;
         }
         let initrd = dir.join(format!("initrd-{}.cpio", kernel.series()));
-        let extra = super::plugins::get(a)?;
-        write_initrd(&initrd, &rootfs, &programs, &kernel.modules, &extra)?;
-        let qemu = qemu::find(a)?;
+        write_initrd(&initrd, &rootfs, &programs, &kernel.modules, &plugins)?;
         let accel = qemu.accel(a, &kernel.image);
         Ok(Guest {
             arch: a,
@@ -78,17 +101,22 @@ impl Guest {
     }
 }
 
-/// Debian's busybox-static for `a`, unpacked under target/vm/<arch>/busybox.
+/// Debian's busybox-static for `a`, unpacked under downloads()/<arch>/busybox.
 fn busybox(a: &Arch) -> crate::Result<PathBuf> {
-    let dir = cache().join(a.name).join("busybox");
+    let dir = downloads().join(a.name).join("busybox");
     let root = dir.join("root");
+    let found = || {
+        ["bin/busybox", "usr/bin/busybox"]
+            .iter()
+            .map(|p| root.join(p))
+            .find(|p| p.exists())
+    };
+    if let Some(b) = found() {
+        return Ok(b);
+    }
     let debs = fetch(a, &["busybox-static"], &dir)?;
     apt::unpack(&debs[0], &root)?;
-    ["bin/busybox", "usr/bin/busybox"]
-        .iter()
-        .map(|p| root.join(p))
-        .find(|p| p.exists())
-        .ok_or_else(|| format!("{} holds no busybox", debs[0].display()))
+    found().ok_or_else(|| format!("{} holds no busybox", debs[0].display()))
 }
 
 /// Debian's packages `pkgs` for `a`, downloaded into `dir`: from the

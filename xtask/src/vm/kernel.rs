@@ -1,5 +1,5 @@
 //! Debian's kernel for a guest, and the modules the tests need, kept under
-//! target/vm/<arch>/kernel-<series>: a second run downloads nothing.
+//! downloads()/<arch>/kernel-<series>: a second run downloads nothing.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ impl Kernel {
 /// The kernel `source` names for `a`: from its first release whose
 /// package lists the mirror gives.
 pub fn get(a: &Arch, source: &Source) -> crate::Result<Kernel> {
-    let dir = super::cache()
+    let dir = super::downloads()
         .join(a.name)
         .join(format!("kernel-{}", source.series));
     // Written last: its presence means everything else is there, with

@@ -1,20 +1,20 @@
 //! Debian's CNI plugins for a guest, for the `--net cni:NAME` scenario:
 //! bridge and host-local from containernetworking-plugins, with what they
 //! are linked against (libc6's loader, at the path the plugins name, and
-//! libc.so.6), kept under target/vm/<arch>/cni. Nothing else of the C
+//! libc.so.6), kept under downloads()/<arch>/cni. Nothing else of the C
 //! library: the guest stays busybox's.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{apt, cache, guest};
+use super::{apt, downloads, guest};
 use crate::arch::Arch;
 
 const PLUGINS: &[&str] = &["bridge", "host-local"];
 
 /// The files, as (path in the guest, file here).
 pub fn get(a: &Arch) -> crate::Result<Vec<(String, PathBuf)>> {
-    let dir = cache().join(a.name).join("cni");
+    let dir = downloads().join(a.name).join("cni");
     let root = dir.join("root");
     if !root.join("usr/lib/cni/bridge").exists() {
         let debs = guest::fetch(a, &["containernetworking-plugins", "libc6"], &dir)?;

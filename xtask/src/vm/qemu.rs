@@ -14,14 +14,14 @@ use crate::arch::Arch;
 
 pub struct Qemu {
     program: PathBuf,
-    /// For a QEMU unpacked under target/vm: its libraries and firmware.
+    /// For a QEMU unpacked under downloads(): its libraries and firmware.
     library_path: Option<OsString>,
     modules: Option<PathBuf>,
     firmware: Vec<PathBuf>,
 }
 
 /// qemu-system-<arch> from PATH; else Debian's, unpacked under
-/// target/vm/qemu with the libraries the host lacks. (Installing it can
+/// downloads()/qemu with the libraries the host lacks. (Installing it can
 /// conflict with what a machine has: on ours, a backported qemu-utils
 /// Breaks Debian 12's qemu-system-common.)
 pub fn find(a: &Arch) -> crate::Result<Qemu> {
@@ -45,7 +45,7 @@ pub fn find(a: &Arch) -> crate::Result<Qemu> {
         other => return Err(format!("no QEMU package known for {other}")),
     };
     // One tree for every emulator, which share their libraries.
-    let dir = super::cache().join("qemu");
+    let dir = super::downloads().join("qemu");
     let root = dir.join("root");
     let q = Qemu {
         program: root.join("usr/bin").join(&name),
