@@ -6,7 +6,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use super::netlink::Netlink;
 use super::nft::{
     add_network, add_ports, ifname, remove_network, remove_ports, verdict, Batch, Port, Proto,
 };
-use super::tests::{in_netns, new_netns};
+use super::tests::{bridge_with_a_port, in_netns, new_netns};
 
 #[test]
 fn a_rule_is_encoded_as_nf_tables_reads_it() {
@@ -289,17 +288,7 @@ fn a_published_port_reaches_the_container() {
     root();
     let (host, container) = (new_netns(), new_netns());
     in_netns(&host, || {
-        let mut nl = Netlink::open().unwrap();
-        nl.add_bridge("husk0").unwrap();
-        let bridge = nl.index("husk0").unwrap();
-        let gateway = IpAddr::V4(Ipv4Addr::new(10, 88, 0, 1));
-        nl.add_address(bridge, gateway, 24).unwrap();
-        nl.set_up(bridge).unwrap();
-        nl.add_veth("veth0", "eth0", Some(container.as_raw_fd()))
-            .unwrap();
-        let veth = nl.index("veth0").unwrap();
-        nl.set_master(veth, bridge).unwrap();
-        nl.set_up(veth).unwrap();
+        bridge_with_a_port(&container);
         // This thread's namespace's, which /proc/sys/net shows it.
         std::fs::write("/proc/sys/net/ipv4/conf/husk0/route_localnet", b"1").unwrap();
     });

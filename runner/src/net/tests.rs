@@ -102,16 +102,7 @@ fn connects_a_namespace_to_the_bridge() {
     }
     let (host, container) = (new_netns(), new_netns());
     in_netns(&host, || {
-        let mut nl = Netlink::open().unwrap();
-        nl.add_bridge("husk0").unwrap();
-        let bridge = nl.index("husk0").unwrap();
-        nl.add_address(bridge, v4(10, 88, 0, 1), 24).unwrap();
-        nl.set_up(bridge).unwrap();
-        nl.add_veth("veth0", "eth0", Some(container.as_raw_fd()))
-            .unwrap();
-        let veth = nl.index("veth0").unwrap();
-        nl.set_master(veth, bridge).unwrap();
-        nl.set_up(veth).unwrap();
+        bridge_with_a_port(&container);
 
         let link = ip("-o link show dev veth0").unwrap();
         assert!(link.contains(" master husk0 "), "{link}");
@@ -255,6 +246,21 @@ pub(super) fn new_netns() -> OwnedFd {
         nl.set_up(nl.index("lo").unwrap()).unwrap();
         OwnedFd::from(ns)
     }))
+}
+
+/// In this thread's namespace: bridge `husk0` at 10.88.0.1/24, up, with
+/// port `veth0` up, whose peer is `eth0` in `container`.
+pub(super) fn bridge_with_a_port(container: &OwnedFd) {
+    let mut nl = Netlink::open().unwrap();
+    nl.add_bridge("husk0").unwrap();
+    let bridge = nl.index("husk0").unwrap();
+    nl.add_address(bridge, v4(10, 88, 0, 1), 24).unwrap();
+    nl.set_up(bridge).unwrap();
+    nl.add_veth("veth0", "eth0", Some(container.as_raw_fd()))
+        .unwrap();
+    let veth = nl.index("veth0").unwrap();
+    nl.set_master(veth, bridge).unwrap();
+    nl.set_up(veth).unwrap();
 }
 
 /// `f`, run on a thread in the network namespace `ns`.
