@@ -79,9 +79,10 @@ impl Attachment {
         self.record()?;
         let maps = self.maps();
         let mut prev: Option<Value> = None;
+        let dirs = plugin_dirs();
         for p in plugins(&self.list) {
             let conf = plugin_conf(&self.list, p, prev.as_ref(), &maps);
-            let result = run(p, "ADD", &self.id, self.ns.as_ref(), &conf).map_err(|e| {
+            let result = run(p, &dirs, "ADD", &self.id, self.ns.as_ref(), &conf).map_err(|e| {
                 let name = self.list.get("name").and_then(Value::as_str).unwrap_or("");
                 e.prefixed(&format!("--net cni:{name}: "))
             })?;
@@ -143,9 +144,14 @@ fn del(entry: &Path, id: &str, ns: Option<&OwnedFd>) {
     let result = kept.get("result");
     // A plugin that cannot be run made nothing (an ADD that failed for
     // it): only the others are told.
-    for p in plugins(list).iter().rev().filter(|p| program(p).is_ok()) {
+    let dirs = plugin_dirs();
+    for p in plugins(list)
+        .iter()
+        .rev()
+        .filter(|p| program(p, &dirs).is_ok())
+    {
         let conf = plugin_conf(list, p, result, &maps);
-        if let Err(e) = run(p, "DEL", id, ns, &conf) {
+        if let Err(e) = run(p, &dirs, "DEL", id, ns, &conf) {
             let name = list.get("name").and_then(Value::as_str).unwrap_or("");
             eprintln!("runner: --net cni:{name}: {}", e.message);
         }
@@ -176,12 +182,19 @@ fn plugin_conf(list: &Value, p: &Value, prev: Option<&Value>, maps: &Value) -> S
     Value::Object(fields).to_json()
 }
 
-/// Runs plugin `p` for `command`: its result.
-fn run(p: &Value, command: &str, id: &str, ns: Option<&OwnedFd>, conf: &str) -> Result<Value> {
+/// Runs plugin `p`, found in `dirs` (the plugins' search path), for
+/// `command`: its result.
+fn run(
+    p: &Value,
+    dirs: &[PathBuf],
+    command: &str,
+    id: &str,
+    ns: Option<&OwnedFd>,
+    conf: &str,
+) -> Result<Value> {
     let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
     let fail = |why: String| Error::new(format!("CNI plugin {kind:?} {command}: {why}"));
-    let dirs = plugin_dirs();
-    let program = program(p).map_err(fail)?;
+    let program = program(p, dirs).map_err(fail)?;
     // The plugin inherits the namespace's fd under the same number.
     let netns = match ns {
         Some(fd) => {
@@ -198,7 +211,7 @@ fn run(p: &Value, command: &str, id: &str, ns: Option<&OwnedFd>, conf: &str) -> 
         ("CNI_NETNS", &netns),
         ("CNI_IFNAME", "eth0"),
         ("CNI_ARGS", ""),
-        ("CNI_PATH", &join_paths(&dirs)),
+        ("CNI_PATH", &join_paths(dirs)),
         (
             "PATH",
             &std::env::var("PATH").unwrap_or("/usr/sbin:/usr/bin:/sbin:/bin".into()),
@@ -239,21 +252,20 @@ fn run(p: &Value, command: &str, id: &str, ns: Option<&OwnedFd>, conf: &str) -> 
     }
 }
 
-/// Plugin `p`'s program, from its type.
-fn program(p: &Value) -> std::result::Result<PathBuf, String> {
+/// Plugin `p`'s program, from its type, in the first of `dirs` that has it.
+fn program(p: &Value, dirs: &[PathBuf]) -> std::result::Result<PathBuf, String> {
     let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
     // A name, never a path: the config picks a plugin, not a program.
     if kind.is_empty() || kind.contains('/') || kind.starts_with('.') {
         return Err("not a plugin name".into());
     }
-    let dirs = plugin_dirs();
     dirs.iter()
         .map(|d| d.join(kind))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             format!(
                 "not found in {} (Debian: apt-get install containernetworking-plugins)",
-                join_paths(&dirs)
+                join_paths(dirs)
             )
         })
 }
