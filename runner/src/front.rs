@@ -315,8 +315,11 @@ fn network(args: &Args, namespaces: &mut Namespaces) -> Result<Option<net::Reque
         .collect::<Result<_>>()?;
     Ok(Some(net::Request {
         network: name.to_string(),
-        cni: net.starts_with("cni:"),
-        ip,
+        via: if net.starts_with("cni:") {
+            net::Via::Cni
+        } else {
+            net::Via::Bridge { ip }
+        },
         ports: args
             .publish
             .iter()

@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::cgroup::{self, Cgroup, Layout};
 use crate::error::{Error, Result};
 use crate::mounts::Mount;
+use crate::net::attach::Via;
 use crate::net::Attached;
 use crate::signals::{Exit, Mask};
 use crate::spec::{RootSource, Spec};
@@ -146,15 +147,18 @@ pub fn start(mut spec: Spec, store: &Store, opts: &Options) -> Result<Started> {
                 .iter()
                 .map(crate::net::nft::Port::describe)
                 .collect();
-            Some(if req.cni {
-                let a = crate::net::cni::join(entry.dir(), &spec.id, &req.network, &req.ports)?;
-                entry.state.network = format!("cni:{}", req.network);
-                Attached::Cni(a)
-            } else {
-                let a = crate::net::attach::join(store.root(), &spec.id, req)?;
-                entry.state.network = a.network.name.clone();
-                entry.state.address = a.address.to_string();
-                Attached::Bridge(a)
+            Some(match req.via {
+                Via::Cni => {
+                    let a = crate::net::cni::join(entry.dir(), &spec.id, &req.network, &req.ports)?;
+                    entry.state.network = format!("cni:{}", req.network);
+                    Attached::Cni(a)
+                }
+                Via::Bridge { ip } => {
+                    let a = crate::net::attach::join(store.root(), &spec.id, req, ip)?;
+                    entry.state.network = a.network.name.clone();
+                    entry.state.address = a.address.to_string();
+                    Attached::Bridge(a)
+                }
             })
         }
         None => None,

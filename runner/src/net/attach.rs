@@ -18,16 +18,26 @@ use super::nft::{self, Port};
 use super::pool::{self, Network, Pools};
 use crate::error::{Error, Result};
 
-/// What the command line asks for: `--net NAME`, `--ip`, `-p`.
+/// What the command line asks for: `--net NAME` or `cni:NAME`, `--ip`,
+/// `-p`, `--dns`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
+    /// The network's name (without `cni:`).
     pub network: String,
-    /// `--net cni:NAME`: a CNI network config's name (net/cni.rs).
-    pub cni: bool,
-    pub ip: Option<Ipv4Addr>,
+    pub via: Via,
     pub ports: Vec<Port>,
     /// `--dns`: the container's resolvers, in place of the host's.
     pub dns: Vec<std::net::IpAddr>,
+}
+
+/// How a container joins its network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Via {
+    /// One of husk's bridge networks, at `--ip` if given.
+    Bridge { ip: Option<Ipv4Addr> },
+    /// A CNI network config's plugins (net/cni.rs), whose IPAM picks the
+    /// address.
+    Cni,
 }
 
 /// A container's lease on a network, given back when dropped.
@@ -39,13 +49,13 @@ pub struct Attachment {
     ports: Vec<Port>,
 }
 
-/// Leases an address to container `id` (whose entry is in the store at
-/// `root` already) on the network `req` names, bringing the network up
-/// if it is its first container.
-pub fn join(root: &Path, id: &str, req: &Request) -> Result<Attachment> {
+/// Leases an address (`ip`, else the lowest free) to container `id`
+/// (whose entry is in the store at `root` already) on the bridge network
+/// `req` names, bringing the network up if it is its first container.
+pub fn join(root: &Path, id: &str, req: &Request, ip: Option<Ipv4Addr>) -> Result<Attachment> {
     let pools = Pools::lock(root)?;
     let mut net = pools.get(&req.network)?;
-    let address = net.take(id, req.ip, |holder| gone(root, holder))?;
+    let address = net.take(id, ip, |holder| gone(root, holder))?;
     if net.leases.len() == 1 {
         bring_up(&net)?;
     }
